@@ -1,0 +1,50 @@
+"""Stable ids for what a run computes, and the per-cell record files of a run directory.
+
+A cell is one (task, method, μ, seed). Its id hashes everything that changes its output, so a
+rerun finds finished cells and an edited command recomputes only what changed. Each finished
+cell is one JSON file written atomically: a run killed at any point leaves whole records only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from mobench.fileio import atomic_write_json, json_safe, read_json
+
+
+def stable_hash(payload: Any, length: int = 16) -> str:
+    canonical = json.dumps(json_safe(payload), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:length]
+
+
+class CellStore:
+    def __init__(self, run_dir: Path) -> None:
+        self.cells = run_dir / "cells"
+        self.methods = run_dir / "methods"
+
+    def cell_path(self, cell_id: str) -> Path:
+        return self.cells / f"{cell_id}.json"
+
+    def has_cell(self, cell_id: str) -> bool:
+        return self.cell_path(cell_id).is_file()
+
+    def write_cell(self, cell_id: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.cell_path(cell_id), record)
+
+    def read_cell(self, cell_id: str) -> dict[str, Any]:
+        return read_json(self.cell_path(cell_id))
+
+    def method_path(self, method_id: str) -> Path:
+        return self.methods / f"{method_id}.json"
+
+    def has_method(self, method_id: str) -> bool:
+        return self.method_path(method_id).is_file()
+
+    def write_method(self, method_id: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.method_path(method_id), record)
+
+    def read_method(self, method_id: str) -> dict[str, Any]:
+        return read_json(self.method_path(method_id))

@@ -1,0 +1,173 @@
+"""The `mobench` command line. Nothing heavy is imported at start-up: `--help` and `ls` are instant.
+
+Every input problem is a MobenchError (or a click usage error) printed as one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mobench.errors import MobenchError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE|FILE.py",
+              help="Import a plugin module or file that registers tasks, methods or judges (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="Only print results, no progress.")
+@click.version_option(package_name="mobench")
+@click.pass_context
+def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
+    """mobench: benchmark controllable multi-objective generation methods."""
+    from mobench.registry import load_plugin, load_plugins
+
+    load_plugins()
+    for plugin in plugins:
+        load_plugin(plugin)
+    ctx.obj = {"quiet": quiet}
+
+
+@cli.command()
+@click.option("--task", help="Task spec, e.g. quad or quad:eta=0.1 (see `mobench ls tasks`).")
+@click.option("--methods", "methods_text", metavar="SPECS",
+              help="Comma-separated method specs, e.g. rs,bone-soup:beta=0.6:alpha=0.")
+@click.option("--grid", type=int, help="Points per objective axis of the preference grid (task default if unset).")
+@click.option("--prefs", "prefs_file", type=click.Path(path_type=Path),
+              help="File of preference vectors (.json/.yaml list of rows, or .csv/.txt lines).")
+@click.option("--seed", type=int, help="Seed of every training and sampling step (default 0).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default results/TASK).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="YAML run configuration; command-line options override it.")
+@click.option("--no-train", is_flag=True, default=None, help="Fail instead of training a missing artifact.")
+@click.option("--ctrl-ties", type=click.Choice(["strict", "ignore"]),
+              help="Controllability rule for tied preference coordinates (default strict, as the paper).")
+@click.pass_context
+def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: int | None,
+        prefs_file: Path | None, seed: int | None, out: Path | None, config_file: Path | None,
+        no_train: bool | None, ctrl_ties: str | None) -> None:
+    """Train what the methods need, sweep the preferences, judge, and report."""
+    from mobench.config import build_run_config
+
+    config = build_run_config(config_file, task=task, methods=methods_text, grid=grid, prefs=prefs_file,
+                              seed=seed, out=out, no_train=no_train, ctrl_ties=ctrl_ties)
+    _run(config, quiet=ctx.obj["quiet"])
+
+
+def _run(config: Any, quiet: bool) -> None:
+    from mobench.artifacts import ArtifactStore
+    from mobench.progress import Reporter
+    from mobench.reports import rich_table, rows_of, task_title, write_run_report
+    from mobench.results import assemble, write_results
+    from mobench.runner import execute, missing_cells, resolve
+
+    plan = resolve(config)
+    reporter = Reporter(quiet=quiet)
+    todo = missing_cells(plan)
+    reporter.log(f"{plan.task.name}: {len(plan.methods)} method(s) x {len(plan.prefs)} preferences "
+                 f"(seed {config.seed}); {todo} of {plan.n_cells} cells to compute; run directory {plan.out}")
+    try:
+        timing = execute(plan, ArtifactStore(), reporter)
+    except KeyboardInterrupt:
+        done = plan.n_cells - missing_cells(plan)
+        raise Interrupted(f"interrupted: {done} of {plan.n_cells} cells are saved in {plan.out}; "
+                          f"rerun the same command to resume") from None
+    results = assemble(plan)
+    path = write_results(plan.out, results, timing)
+    reports = write_run_report(results, plan.out)
+    _wide_console().print(rich_table(rows_of(results), title=task_title(results)))
+    reporter.log(f"wrote {path}, {reports['markdown']} and {reports['plot']}")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _wide_console() -> Any:
+    """Stdout console; when piped, wide enough that tables are not truncated."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+@cli.command(name="ls")
+@click.argument("kind", type=click.Choice(["tasks", "methods", "judges"]))
+def list_components(kind: str) -> None:
+    """List registered tasks, methods or judges with their parameters."""
+    from rich.table import Table
+
+    from mobench import registry
+    from mobench.params import param_fields
+
+    reg = {"tasks": registry.tasks, "methods": registry.methods, "judges": registry.judges}[kind]
+    table = Table(title=f"mobench {kind}", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    if kind == "tasks":
+        table.add_column("objectives")
+    table.add_column("parameters")
+    for name in reg.names():
+        cls = reg.get(name)
+        params = "\n".join(f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")
+                           + (f"  ({p.help})" if p.help else "") for p in param_fields(cls.Params)) or "–"
+        row = [name, cls.description()]
+        if kind == "tasks":
+            row.append(" vs ".join(o.name for o in cls.objectives))
+        row.append(params)
+        table.add_row(*row)
+    _wide_console().print(table)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--format", "formats", type=click.Choice(["md", "html"]), multiple=True,
+              help="Output format(s); default both.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True,
+              help="Folder that receives leaderboard.md / leaderboard.html.")
+def leaderboard(paths: tuple[Path, ...], formats: tuple[str, ...], out: Path) -> None:
+    """Collect results files (default: everything under results/) into one table per task."""
+    from mobench.fileio import atomic_write_text
+    from mobench.reports import collect, leaderboard_html, leaderboard_markdown
+
+    sources = list(paths) or [Path("results")]
+    boards = collect(sources)
+    if not boards:
+        raise MobenchError(f"no results.json found under {', '.join(str(p) for p in sources)}")
+    if out.exists() and not out.is_dir():
+        raise MobenchError(f"output directory {str(out)!r} is a file")
+    written = []
+    for fmt in formats or ("md", "html"):
+        path = out / f"leaderboard.{fmt}"
+        atomic_write_text(path, leaderboard_markdown(boards) if fmt == "md" else leaderboard_html(boards))
+        written.append(str(path))
+    click.echo(f"{len(boards)} task table(s) -> {', '.join(written)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="mobench", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except MobenchError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        click.echo(str(exc), err=True)
+        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

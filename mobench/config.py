@@ -1,0 +1,92 @@
+"""Run configuration from the command line and an optional YAML file (command line wins).
+
+YAML form:
+
+    task: quad
+    methods:
+      - rs
+      - bone-soup:beta=0.6
+      - bone-soup: {beta: 0.7, alpha: 0.2}
+    grid: 11            # or: prefs: prefs.json
+    seed: 0
+    out: results/quad
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mobench.errors import MobenchError, did_you_mean
+from mobench.params import split_top_level
+from mobench.runner import MethodRequest, RunConfig
+
+CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "ctrl_ties")
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise MobenchError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise MobenchError(f"config file {str(path)!r} is not valid YAML: {first}") from None
+    if not isinstance(data, dict):
+        raise MobenchError(f"config file {str(path)!r} must be a mapping of {', '.join(CONFIG_KEYS)}")
+    for key in data:
+        if key not in CONFIG_KEYS:
+            raise MobenchError(f"unknown key {key!r} in config file {str(path)!r}"
+                               f"{did_you_mean(str(key), CONFIG_KEYS)}; accepted: {', '.join(CONFIG_KEYS)}")
+    return data
+
+
+def _method_requests(value: Any, where: str) -> list[MethodRequest]:
+    if isinstance(value, str):
+        return [MethodRequest.from_spec(spec) for spec in split_top_level(value) if spec]
+    if not isinstance(value, list):
+        raise MobenchError(f"{where}: methods must be a comma-separated string or a list")
+    requests = []
+    for item in value:
+        if isinstance(item, str):
+            requests.append(MethodRequest.from_spec(item.strip()))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((name, params),) = item.items()
+            params = params or {}
+            if not isinstance(params, dict):
+                raise MobenchError(f"{where}: parameters of method {name!r} must be a mapping")
+            key = str(name) + "".join(f":{k}={v}" for k, v in params.items())
+            requests.append(MethodRequest(key=key, spec=str(name), overrides=dict(params)))
+        else:
+            raise MobenchError(f"{where}: each method is a spec string or a one-key mapping {{name: {{params}}}}")
+    return requests
+
+
+def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
+    data: dict[str, Any] = _load_yaml(config_file) if config_file is not None else {}
+    where = f"config file {str(config_file)!r}" if config_file is not None else "--methods"
+    for key, value in cli.items():
+        if value is not None:
+            data[key] = value
+    if not data.get("task"):
+        raise MobenchError("no task given: use --task NAME (see `mobench ls tasks`)")
+    if not data.get("methods"):
+        raise MobenchError("no methods given: use --methods a,b (see `mobench ls methods`)")
+    for key in ("grid", "seed"):
+        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+            raise MobenchError(f"{key} must be an integer, got {data[key]!r}")
+    ctrl_ties = data.get("ctrl_ties", "strict")
+    if ctrl_ties not in ("strict", "ignore"):
+        raise MobenchError(f"ctrl_ties must be 'strict' or 'ignore', got {ctrl_ties!r}")
+    return RunConfig(
+        task=str(data["task"]),
+        methods=_method_requests(data["methods"], where),
+        grid=data.get("grid"),
+        prefs_file=Path(data["prefs"]) if data.get("prefs") is not None else None,
+        seed=int(data.get("seed", 0)),
+        out=Path(data["out"]) if data.get("out") is not None else None,
+        allow_training=not bool(data.get("no_train", False)),
+        ctrl_ties=ctrl_ties,
+    )

@@ -1,0 +1,81 @@
+"""What a method sees while it prepares and generates: the task, the seed, and artifact access.
+
+Every artifact a method touches is recorded, so each results file names the artifacts (ids and
+recipes) it used. Loaded artifacts are memoised for the whole run, so methods that share
+artifacts (Rewarded Soups' experts, MORLHF at μ = e_i) load them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobench.artifacts import ArtifactStore
+from mobench.preferences import canonical
+from mobench.progress import Reporter
+from mobench.task import PolicyState, Task
+
+
+class RunContext:
+    def __init__(self, task: Task, seed: int, store: ArtifactStore, *, allow_training: bool = True,
+                 reporter: Reporter | None = None, memo: dict[str, Any] | None = None) -> None:
+        self.task = task
+        self.seed = seed
+        self.store = store
+        self.allow_training = allow_training
+        self.reporter = reporter or Reporter(quiet=True)
+        self.memo: dict[str, Any] = memo if memo is not None else {}
+        self.artifacts_used: dict[str, dict[str, Any]] = {}
+        self.details: dict[str, Any] = {}
+
+    def take_artifacts_used(self) -> dict[str, dict[str, Any]]:
+        """The artifacts touched since the last call (prepare, then each cell), in first-use order."""
+        used, self.artifacts_used = self.artifacts_used, {}
+        return used
+
+    def record(self, key: str, value: Any) -> None:
+        """Note a choice the method made while preparing (a selected β, α, γ …) for the results file."""
+        self.details[key] = value
+
+    def artifact(self, kind: str, recipe: dict[str, Any], build: Callable[[Path], dict[str, Any] | None],
+                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = ()) -> Any:
+        """Load the artifact named by (kind, recipe), building it first if it is missing."""
+        full_recipe = {"task": self.task.name, "task_version": self.task.version,
+                       "task_params": self.task.resolved_params(), **recipe}
+        packages = tuple(dict.fromkeys((*self.task.uses_packages, *uses_packages)))
+
+        def logged_build(directory: Path) -> dict[str, Any] | None:
+            self.reporter.log(f"building {kind} artifact ({_short(recipe)})")
+            return build(directory)
+
+        artifact, path = self.store.get_or_build(kind, full_recipe, logged_build,
+                                                 allow_build=self.allow_training, uses_packages=packages)
+        self.artifacts_used[artifact] = {"kind": kind, "recipe": full_recipe}
+        if artifact not in self.memo:
+            self.memo[artifact] = load(path)
+        return self.memo[artifact]
+
+    def sft_policy(self) -> PolicyState:
+        """θ_sft, the task's initial policy."""
+        return self.task.initial_policy(self)
+
+    def rl_policy(self, weights: np.ndarray | list[float], fraction: float = 1.0) -> PolicyState:
+        """The policy trained by RL with reward weights w (shared by every method that asks for w)."""
+        w = canonical(weights)
+        task = self.task
+
+        def build(directory: Path) -> dict[str, Any]:
+            state, info = task.train_policy(self, self.sft_policy(), np.asarray(w), fraction)
+            task.save_policy(state, directory)
+            return info
+
+        recipe = {"policy": task.policy_recipe(), "weights": w, "fraction": fraction, "seed": self.seed}
+        return self.artifact("rl-policy", recipe, build, task.load_policy)
+
+
+def _short(recipe: dict[str, Any]) -> str:
+    shown = {k: v for k, v in recipe.items() if k in ("weights", "fraction", "objective", "seed")}
+    return ", ".join(f"{k}={v}" for k, v in shown.items()) or "…"

@@ -1,0 +1,222 @@
+"""Tables like the paper's Table 2, Pareto plots, and the leaderboard, from results files only."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mobench.errors import MobenchError
+from mobench.fileio import atomic_write_text
+from mobench.results import RESULTS_FILE, load_results
+
+# (results key, header, higher is better). The paper marks Sparsity and Spacing "lower is better"
+# while noting that with 11 points they mostly measure coverage; tables follow its arrows.
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("hv", "HV ↑", True),
+    ("ip", "IP ↑", True),
+    ("sparsity", "Spar ↓", False),
+    ("spacing", "Spac ↓", False),
+    ("front", "Front ↑", True),
+    ("ctrl", "Ctrl ↑", True),
+)
+Mark = Literal["best", "second", ""]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    metrics: dict[str, Any]
+    n_points: int
+
+
+def rows_of(results: dict[str, Any]) -> list[Row]:
+    return [Row(key, entry["metrics"], entry["n_points"]) for key, entry in results["methods"].items()]
+
+
+def _number(value: Any) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def marks(values: Sequence[float | None], higher_is_better: bool) -> list[Mark]:
+    """'best' for every row that ties the best value, 'second' for the next distinct value."""
+    distinct = sorted({v for v in values if v is not None}, reverse=higher_is_better)
+    if len(values) < 2 or not distinct:
+        return ["" for _ in values]
+    best = distinct[0]
+    second = distinct[1] if len(distinct) > 1 else None
+    return ["best" if v == best else "second" if v is not None and v == second else "" for v in values]
+
+
+def _format(key: str, value: float | None) -> str:
+    if value is None:
+        return "–"
+    if key == "front":
+        return str(int(value))
+    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]]]:
+    """Header and body cells (text, mark) for a metrics table with best/second marks per column."""
+    header = ["Method", *[title for _, title, _ in COLUMNS], "N"]
+    columns = []
+    for key, _, higher in COLUMNS:
+        values = [_number(row.metrics.get(key)) for row in rows]
+        # Rank on the shown precision, so that two printed 0.123s are both bold or neither.
+        ranked = [None if v is None else float(_format(key, v)) for v in values]
+        columns.append([(_format(key, v), m) for v, m in zip(values, marks(ranked, higher))])
+    body = []
+    for index, row in enumerate(rows):
+        body.append([(row.method, ""), *[column[index] for column in columns], (str(row.n_points), "")])
+    return header, body
+
+
+def markdown_table(rows: list[Row]) -> str:
+    from tabulate import tabulate
+
+    header, body = table_cells(rows)
+    styled = {"best": "**{}**", "second": "<ins>{}</ins>", "": "{}"}
+    data = [[styled[mark].format(text) for text, mark in line] for line in body]
+    return tabulate(data, headers=header, tablefmt="github", disable_numparse=True)
+
+
+def html_table(rows: list[Row]) -> str:
+    header, body = table_cells(rows)
+    styled = {"best": "<b>{}</b>", "second": "<u>{}</u>", "": "{}"}
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    lines = ["<table>", f"<thead><tr>{head}</tr></thead>", "<tbody>"]
+    for line in body:
+        cells = "".join(f"<td>{styled[mark].format(html.escape(text))}</td>" for text, mark in line)
+        lines.append(f"<tr>{cells}</tr>")
+    lines += ["</tbody>", "</table>"]
+    return "\n".join(lines)
+
+
+def rich_table(rows: list[Row], title: str) -> Any:
+    from rich.table import Table
+
+    header, body = table_cells(rows)
+    table = Table(title=title)
+    for index, name in enumerate(header):
+        table.add_column(name, justify="left" if index == 0 else "right", no_wrap=True)
+    styles = {"best": "bold", "second": "underline", "": ""}
+    for line in body:
+        table.add_row(*[f"[{styles[m]}]{text}[/]" if m else text for text, m in line])
+    return table
+
+
+def task_title(results: dict[str, Any]) -> str:
+    task = results["task"]
+    ref = ", ".join(f"{x:g}" for x in task["reference_point"])
+    objectives = " vs ".join(o["name"] for o in task["objectives"])
+    return f"{task['spec']} ({objectives}; HV reference point ({ref}); task v{task['version']})"
+
+
+def run_report_markdown(results: dict[str, Any]) -> str:
+    ctrl = results["config"]["ctrl_ties"]
+    lines = [f"## {task_title(results)}", "",
+             markdown_table(rows_of(results)), "",
+             f"Best in bold, second underlined. Ctrl uses the {ctrl} tie rule; N is the number of "
+             f"preference points ({results['config']['preferences']}).", ""]
+    return "\n".join(lines)
+
+
+def pareto_plot(results: dict[str, Any], path: Path) -> None:
+    """Every method's front (points in grid order, annotated with μ₁); pairwise panels for n > 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    objectives = [o["name"] for o in results["task"]["objectives"]]
+    n = len(objectives)
+    pairs = [(0, 1)] if n == 2 else [(i, j) for i in range(n) for j in range(i + 1, n)]
+    if n < 2:
+        pairs = []
+    sns.set_theme(style="whitegrid")
+    fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(6.5 * max(1, len(pairs)), 5.5), squeeze=False)
+    palette = sns.color_palette("tab10", n_colors=max(3, len(results["methods"])))
+    for (i, j), ax in zip(pairs, axes[0]):
+        for colour, (key, entry) in zip(palette, results["methods"].items()):
+            xs = [p["rewards"][i] for p in entry["points"]]
+            ys = [p["rewards"][j] for p in entry["points"]]
+            ax.plot(xs, ys, "-o", color=colour, label=key, markersize=5, linewidth=1.2, alpha=0.9)
+            for point, x, y in zip(entry["points"], xs, ys):
+                ax.annotate(f"{point['mu'][0]:g}", (x, y), textcoords="offset points", xytext=(3, 3),
+                            fontsize=7, color=colour)
+        ax.set_xlabel(objectives[i])
+        ax.set_ylabel(objectives[j])
+    axes[0][0].legend(fontsize=8, loc="best")
+    fig.suptitle(f"{results['task']['name']}: Pareto fronts (labels: μ₁)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_run_report(results: dict[str, Any], out: Path) -> dict[str, Path]:
+    paths = {"markdown": out / "table.md", "plot": out / "pareto.png"}
+    atomic_write_text(paths["markdown"], run_report_markdown(results))
+    pareto_plot(results, paths["plot"])
+    return paths
+
+
+# --- leaderboard -----------------------------------------------------------------------------
+
+def find_results(paths: Sequence[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(path.rglob(RESULTS_FILE)))
+        else:
+            raise MobenchError(f"{str(path)!r} does not exist")
+    return found
+
+
+def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """Group methods by task (name, params, version, reference point); later files win on clashes."""
+    boards: dict[str, dict[str, Any]] = {}
+    for path in find_results(paths):
+        try:
+            results = load_results(path)
+        except (ValueError, OSError) as exc:
+            raise MobenchError(f"cannot read {str(path)!r}: {exc}") from None
+        title = task_title(results)
+        board = boards.setdefault(title, {"task": results["task"]["name"], "rows": {}, "sources": {}})
+        for row in rows_of(results):
+            board["rows"][row.method] = row
+            board["sources"][row.method] = str(path.parent)
+    return dict(sorted(boards.items()))
+
+
+def leaderboard_markdown(boards: dict[str, dict[str, Any]]) -> str:
+    lines = ["# mobench leaderboard", "",
+             "Generated by `mobench leaderboard` from results files; best in bold, second underlined.",
+             ""]
+    for title, board in boards.items():
+        lines += [f"## {title}", "", markdown_table(list(board["rows"].values())), ""]
+        sources = sorted(set(board["sources"].values()))
+        lines += ["Sources: " + ", ".join(f"`{s}`" for s in sources), ""]
+    return "\n".join(lines)
+
+
+def leaderboard_html(boards: dict[str, dict[str, Any]]) -> str:
+    parts = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'><title>mobench leaderboard</title>",
+             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:1em}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}td:first-child,th:first-child"
+             "{text-align:left}</style></head><body>", "<h1>mobench leaderboard</h1>",
+             "<p>Generated by <code>mobench leaderboard</code>; best in bold, second underlined.</p>"]
+    for title, board in boards.items():
+        parts += [f"<h2>{html.escape(title)}</h2>", html_table(list(board["rows"].values()))]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

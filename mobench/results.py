@@ -1,0 +1,74 @@
+"""Assemble a run's results file from its cell records alone (never from models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobench.cells import CellStore
+from mobench.fileio import atomic_write_json, read_json
+from mobench.metrics import evaluate
+from mobench.runner import Plan
+from mobench.versions import package_versions
+
+SCHEMA = "mobench.results/1"
+RESULTS_FILE = "results.json"
+TIMING_FILE = "timing.json"
+
+
+def assemble(plan: Plan) -> dict[str, Any]:
+    """The results file: deterministic, so the same command writes the same bytes (timing lives
+    in timing.json beside it)."""
+    cells = CellStore(plan.out)
+    task = plan.task
+    methods_out: dict[str, Any] = {}
+    packages: list[str] = list(task.uses_packages)
+    for planned in plan.methods:
+        records = [cells.read_cell(cell_id) for cell_id in planned.cell_ids]
+        method_record = cells.read_method(planned.method_id)
+        prefs = np.array([r["mu"] for r in records], dtype=float)
+        rewards = np.array([r["rewards"] for r in records], dtype=float)
+        artifacts: dict[str, dict[str, Any]] = {}
+        for entry in method_record["artifacts"] + [a for r in records for a in r["artifacts"]]:
+            artifacts.setdefault(entry["id"], entry)
+        methods_out[planned.key] = {
+            "name": planned.method.name,
+            "params": planned.method.resolved_params(),
+            "n_points": len(records),
+            "metrics": evaluate(prefs, rewards, task.reference_point, plan.config.ctrl_ties),
+            "details": method_record["details"],
+            "points": [{"mu": r["mu"], "rewards": r["rewards"], "reward_std": r["reward_std"],
+                        "output": r["output"]} for r in records],
+            "artifacts": list(artifacts.values()),
+        }
+        packages.extend(planned.method.uses_packages)
+    return {
+        "schema": SCHEMA,
+        "task": task.describe(),
+        "config": {
+            "task": plan.config.task,
+            "methods": [m.key for m in plan.methods],
+            "preferences": plan.prefs_source,
+            "n_preferences": len(plan.prefs),
+            "seed": plan.config.seed,
+            "ctrl_ties": plan.config.ctrl_ties,
+        },
+        "versions": package_versions(tuple(dict.fromkeys(packages))),
+        "methods": methods_out,
+    }
+
+
+def write_results(out: Path, results: dict[str, Any], timing: dict[str, float]) -> Path:
+    path = out / RESULTS_FILE
+    atomic_write_json(path, results)
+    atomic_write_json(out / TIMING_FILE, {"computed_this_run_s": timing})
+    return path
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    data = read_json(path)
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{path} is not a mobench results file ({SCHEMA})")
+    return data

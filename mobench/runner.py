@@ -1,0 +1,200 @@
+"""Resolve a run (everything validated before any expensive work), then sweep its cells.
+
+Flow: resolve task, methods and preferences -> for each method, skip if every cell is finished,
+else prepare (train or load artifacts) and compute the missing cells, each written as soon as it
+is done -> assemble results.json, tables and the Pareto plot from the cell files alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobench.artifacts import ArtifactStore
+from mobench.cells import CellStore, stable_hash
+from mobench.context import RunContext
+from mobench.errors import MobenchError
+from mobench.method import Method
+from mobench.metrics import CtrlTies
+from mobench.preferences import canonical, load_preferences, simplex_grid
+from mobench.progress import Reporter
+from mobench.registry import methods, tasks
+from mobench.task import Task
+
+
+@dataclass(frozen=True)
+class MethodRequest:
+    """A method as the user asked for it.
+
+    `key` names it in results (the spec as given); `spec` goes to the registry; `overrides` are
+    typed parameter values from a YAML mapping, so lists and numbers are not re-parsed from text.
+    """
+
+    key: str
+    spec: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> MethodRequest:
+        return cls(key=spec, spec=spec)
+
+
+@dataclass
+class RunConfig:
+    task: str
+    methods: list[MethodRequest]
+    grid: int | None = None
+    prefs_file: Path | None = None
+    seed: int = 0
+    out: Path | None = None
+    allow_training: bool = True
+    ctrl_ties: CtrlTies = "strict"
+
+
+@dataclass
+class PlannedMethod:
+    key: str
+    method: Method
+    method_id: str
+    cell_ids: list[str]
+
+
+@dataclass
+class Plan:
+    config: RunConfig
+    task: Task
+    prefs: np.ndarray
+    prefs_source: str
+    out: Path
+    methods: list[PlannedMethod]
+
+    @property
+    def n_cells(self) -> int:
+        return sum(len(m.cell_ids) for m in self.methods)
+
+
+def default_out(task: Task) -> Path:
+    return Path("results") / task.name
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise MobenchError(f"output directory {str(out)!r} is a file")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise MobenchError(f"output directory {str(out)!r} lies under a file ({str(parent)!r})")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MobenchError(f"cannot create output directory {str(out)!r}: {exc.strerror}") from None
+
+
+def resolve(config: RunConfig) -> Plan:
+    """Look everything up and validate it; raises MobenchError before any model work."""
+    task = tasks.create(config.task)
+    if not config.methods:
+        raise MobenchError("no methods given; see `mobench ls methods`")
+    seen: set[str] = set()
+    resolved: list[tuple[str, Method]] = []
+    for request in config.methods:
+        if request.key in seen:
+            raise MobenchError(f"method {request.key!r} is listed twice")
+        seen.add(request.key)
+        method = methods.create(request.spec, request.overrides)
+        method.check_task(task)
+        resolved.append((request.key, method))
+    if config.prefs_file is not None and config.grid is not None:
+        raise MobenchError("give either --grid or --prefs, not both")
+    if config.prefs_file is not None:
+        prefs = load_preferences(Path(config.prefs_file), task.n_objectives)
+        prefs_source = f"file:{Path(config.prefs_file).name}"
+    else:
+        grid = config.grid if config.grid is not None else task.default_grid
+        prefs = simplex_grid(task.n_objectives, grid)
+        prefs_source = f"grid:{grid}"
+    if config.seed < 0:
+        raise MobenchError(f"--seed must be >= 0, got {config.seed}")
+    out = Path(config.out) if config.out is not None else default_out(task)
+    _check_out_dir(out)
+
+    task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
+                     "judges": [judge.id for judge in task.judges]}
+    planned = []
+    for key, method in resolved:
+        method_id = stable_hash({"task": task_identity, "seed": config.seed, "method": {
+            "name": method.name, "version": method.version, "params": method.resolved_params()}})
+        cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in prefs]
+        planned.append(PlannedMethod(key, method, method_id, cell_ids))
+    return Plan(config, task, prefs, prefs_source, out, planned)
+
+
+def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, float]:
+    """Compute every missing cell; returns wall seconds spent per method key."""
+    cells = CellStore(plan.out)
+    prompts = plan.task.evaluation_prompts()
+    memo: dict[str, Any] = {}
+    timing: dict[str, float] = {}
+    for planned in plan.methods:
+        started = time.perf_counter()
+        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.has_cell(cell_id)]
+        if not missing and cells.has_method(planned.method_id):
+            reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
+            continue
+        ctx = RunContext(plan.task, plan.config.seed, store, allow_training=plan.config.allow_training,
+                         reporter=reporter, memo=memo)
+        planned.method.prepare(ctx)
+        prepared_artifacts = ctx.take_artifacts_used()
+        with reporter.bar(f"{planned.key}: {len(missing)} of {len(planned.cell_ids)} preferences",
+                          total=len(missing)) as bar:
+            for index in missing:
+                mu = plan.prefs[index]
+                record = _run_cell(plan, planned, ctx, prompts, mu)
+                cells.write_cell(planned.cell_ids[index], record)
+                bar.advance()
+        cells.write_method(planned.method_id, {
+            "method_id": planned.method_id,
+            "name": planned.method.name,
+            "params": planned.method.resolved_params(),
+            "artifacts": _artifact_list(prepared_artifacts),
+            "details": ctx.details,
+        })
+        timing[planned.key] = round(time.perf_counter() - started, 3)
+    return timing
+
+
+def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list[Any],
+              mu: np.ndarray) -> dict[str, Any]:
+    started = time.perf_counter()
+    generator = planned.method.generator(ctx, mu)
+    outputs = generator.generate(prompts)
+    generated = time.perf_counter()
+    if len(outputs) != len(prompts):
+        raise RuntimeError(f"{planned.key} returned {len(outputs)} outputs for {len(prompts)} prompts")
+    scores = plan.task.score(prompts, outputs)
+    judged = time.perf_counter()
+    return {
+        "method_id": planned.method_id,
+        "method": planned.key,
+        "mu": canonical(mu),
+        "seed": plan.config.seed,
+        "rewards": scores.mean(axis=0).tolist(),
+        "reward_std": scores.std(axis=0).tolist(),
+        "n_samples": len(outputs),
+        "output": plan.task.point_output(outputs),
+        "samples": [{"prompt": p, "output": o, "rewards": s.tolist()} for p, o, s in zip(prompts, outputs, scores)],
+        "artifacts": _artifact_list(ctx.take_artifacts_used()),
+        "timing": {"generate_s": round(generated - started, 4), "judge_s": round(judged - generated, 4)},
+    }
+
+
+def _artifact_list(used: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": artifact, **info} for artifact, info in used.items()]
+
+
+def missing_cells(plan: Plan) -> int:
+    cells = CellStore(plan.out)
+    return sum(not cells.has_cell(c) for m in plan.methods for c in m.cell_ids)
