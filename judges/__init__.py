@@ -1,0 +1,1 @@
+"""Built-in judges. Each module registers its judges with `@judges.register(name)`."""

@@ -1,0 +1,1 @@
+"""Built-in methods. Each module registers its methods with `@methods.register(name)`."""
