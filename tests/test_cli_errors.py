@@ -1,0 +1,128 @@
+"""Bad input: one line naming the problem, exit code 2, no traceback, nothing computed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def _assert_one_line_error(result, *fragments: str) -> None:
+    assert result.code == 2, (result.code, result.out, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in result.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def _nothing_computed(isolated: Path) -> bool:
+    return not (isolated / "artifacts").exists()
+
+
+def test_unknown_task_suggests(cli, isolated):
+    result = cli("run", "--task", "qaud", "--methods", "rs")
+    _assert_one_line_error(result, "unknown task 'qaud'", "did you mean 'quad'")
+
+
+def test_unknown_method_suggests(cli, isolated):
+    result = cli("run", "--task", "quad", "--methods", "rs,bone-sop")
+    _assert_one_line_error(result, "unknown method 'bone-sop'", "'bone-soup'")
+    assert _nothing_computed(isolated)
+
+
+def test_unknown_parameter_suggests(cli, isolated):
+    result = cli("run", "--task", "quad", "--methods", "bone-soup:bta=0.6")
+    _assert_one_line_error(result, "unknown parameter 'bta'", "'beta'")
+
+
+@pytest.mark.parametrize("spec, fragment", [
+    ("bone-soup:beta=abc", "expected a number"),
+    ("bone-soup:beta=nan", "NaN"),
+    ("bone-soup:beta=1.5", "beta must lie in"),
+    ("bone-soup:alpha=-1", "alpha must be >= 0"),
+    ("bone-soup:beta", "expected key=value"),
+])
+def test_bad_parameter_values(cli, spec, fragment):
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", spec), fragment)
+
+
+def test_beta_below_one_over_n_is_checked_against_the_task(cli):
+    _assert_one_line_error(cli("run", "--task", "quad3", "--methods", "bone-soup:beta=0.3"), "(1/n, 1)")
+
+
+def test_method_listed_twice(cli):
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs,rs"), "listed twice")
+
+
+@pytest.mark.parametrize("content, suffix, fragment", [
+    ("[[0.5, 0.5], [0.2, 0.9]]", ".json", "sums to 1.1"),
+    ("[[0.5, 0.5], [1.5, -0.5]]", ".json", "negative weight"),
+    ("[[0.5, NaN]]", ".json", "NaN"),
+    ("0.5,0.5\n0.5,nan\n", ".csv", "NaN"),
+    ("[[0.5, 0.5, 0.0]]", ".json", "has 3 weights, expected 2"),
+    ("[[0.5, 0.5]", ".json", "malformed"),
+    ("0.5,abc\n", ".csv", "malformed"),
+    ("{a: [1, 2}", ".yaml", "malformed"),
+    ("[[0.5, 0.5], [0.5, 0.5]]", ".json", "repeats row 1"),
+    ("[]", ".json", "no preference vectors"),
+])
+def test_bad_preference_files(cli, tmp_path, content, suffix, fragment, isolated):
+    path = tmp_path / f"prefs{suffix}"
+    path.write_text(content)
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--prefs", str(path)), fragment)
+    assert _nothing_computed(isolated)
+
+
+def test_missing_preference_file(cli):
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--prefs", "nope.json"),
+                           "does not exist")
+
+
+def test_output_dir_that_is_a_file(cli, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("not a directory")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--out", str(target)), "is a file")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--out", str(target / "sub")),
+                           "lies under a file")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("--grid", "1"), "--grid must be at least 2"),
+    (("--grid", "x"), "'x' is not a valid integer"),
+    (("--seed", "-1"), "--seed must be >= 0"),
+])
+def test_bad_numbers(cli, args, fragment):
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", *args), fragment)
+
+
+def test_missing_task_or_methods(cli):
+    _assert_one_line_error(cli("run", "--methods", "rs"), "no task given")
+    _assert_one_line_error(cli("run", "--task", "quad"), "no methods given")
+
+
+def test_grid_and_prefs_together(cli, tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text("[[0.5, 0.5]]")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--grid", "3", "--prefs", str(path)),
+                           "either --grid or --prefs")
+
+
+def test_unknown_option_is_one_line(cli):
+    _assert_one_line_error(cli("run", "--tsak", "quad"), "--tsak")
+
+
+def test_bad_config_file(cli, tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: quad\nmethods: [rs]\ngird: 3\n")
+    _assert_one_line_error(cli("run", "--config", str(path)), "unknown key 'gird'", "'grid'")
+
+
+def test_plugin_that_does_not_exist(cli):
+    _assert_one_line_error(cli("--plugin", "no_such_plugin_module", "ls", "methods"), "no_such_plugin_module")
+
+
+def test_leaderboard_without_results(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    _assert_one_line_error(cli("leaderboard", str(tmp_path / "empty")), "no results.json")

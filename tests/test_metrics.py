@@ -1,0 +1,93 @@
+"""Golden examples of shared/METRICS.md and pymoo cross-checks against a brute-force hypervolume."""
+
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from mobench import metrics
+
+
+def _two_objective(mu1, rewards):
+    mu1 = np.asarray(mu1, dtype=float)
+    return np.stack([mu1, 1 - mu1], axis=1), np.asarray(rewards, dtype=float)
+
+
+def test_golden_example_a():
+    prefs, rewards = _two_objective([0, .25, .5, .75, 1], [(0, 4), (1, 3), (2, 2), (3, 0), (4, 1)])
+    assert metrics.front_size(rewards) == 4
+    assert metrics.hypervolume(rewards, (0, 0)) == pytest.approx(7)
+    assert metrics.hypervolume(rewards, (-1, -1)) == pytest.approx(16)
+    assert metrics.inner_product(prefs, rewards) == pytest.approx(2.95)
+    assert metrics.sparsity(rewards) == pytest.approx(2.75)
+    assert metrics.spacing(rewards) == pytest.approx(0)
+    assert metrics.controllability(prefs, rewards) == pytest.approx(0.9)
+
+
+def test_golden_example_b():
+    prefs, rewards = _two_objective([0, .5, 1], [(1, 3), (1, 2), (3, 1)])
+    result = metrics.evaluate(prefs, rewards, (0, 0))
+    assert list(result) == ["hv", "ip", "sparsity", "spacing", "front", "ctrl"]
+    assert result["front"] == 2
+    assert result["hv"] == pytest.approx(5)
+    assert result["ip"] == pytest.approx(2.5)
+    assert result["sparsity"] == pytest.approx(3.0)
+    assert result["spacing"] == pytest.approx(0.582688032598)
+    assert result["ctrl"] == pytest.approx(2 / 3)
+
+
+def test_paper_grid_controllability_is_a_multiple_of_one_55th():
+    prefs, _ = _two_objective(np.linspace(0, 1, 11), np.zeros((11, 2)))
+    rewards = np.stack([np.arange(11.0), -np.arange(11.0)], axis=1)
+    assert metrics.controllability(prefs, rewards) == 1.0
+    rewards[[4, 5]] = rewards[[5, 4]]  # one adjacent swap breaks exactly one unordered pair
+    assert metrics.controllability(prefs, rewards) == pytest.approx(54 / 55)
+
+
+def test_reward_tie_fails_unless_preference_ties():
+    prefs = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert metrics.controllability(prefs, np.array([[1.0, 2.0], [1.0, 1.0]])) == 0.0
+    prefs3 = np.array([[0.5, 0.5, 0.0], [0.5, 0.0, 0.5]])
+    rewards3 = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 1.0]])
+    assert metrics.controllability(prefs3, rewards3, ties="strict") == 0.0
+    assert metrics.controllability(prefs3, rewards3, ties="ignore") == 1.0
+
+
+def test_front_keeps_exact_duplicates_and_points_below_reference_add_nothing():
+    rewards = np.array([[1.0, 1.0], [1.0, 1.0], [0.5, 0.5]])
+    assert metrics.front_size(rewards) == 2
+    assert metrics.hypervolume(np.array([[2.0, -1.0], [1.0, 1.0]]), (0, 0)) == pytest.approx(1.0)
+    assert metrics.hypervolume(np.array([[-1.0, -1.0]]), (0, 0)) == 0.0
+
+
+def test_single_point_metrics_that_need_pairs_are_nan():
+    result = metrics.evaluate(np.array([[0.5, 0.5]]), np.array([[1.0, 2.0]]), (0, 0))
+    assert result["hv"] == pytest.approx(2.0)
+    assert np.isnan(result["sparsity"]) and np.isnan(result["spacing"]) and np.isnan(result["ctrl"])
+
+
+def _brute_force_hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
+    """Inclusion-exclusion over all subsets: exact and independent of pymoo."""
+    points = points[np.all(points > ref, axis=1)]
+    total = 0.0
+    for size in range(1, len(points) + 1):
+        for subset in combinations(range(len(points)), size):
+            corner = points[list(subset)].min(axis=0)
+            total += (-1) ** (size + 1) * float(np.prod(corner - ref))
+    return total
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("seed", range(5))
+def test_hypervolume_matches_brute_force_on_random_fronts(dims, seed):
+    rng = np.random.default_rng(seed)
+    points = rng.normal(size=(8, dims))
+    ref = np.full(dims, -1.5)
+    assert metrics.hypervolume(points, ref) == pytest.approx(_brute_force_hypervolume(points, ref), rel=1e-9)
+
+
+def test_shape_errors_are_clear():
+    with pytest.raises(ValueError, match="reference point"):
+        metrics.hypervolume(np.ones((2, 2)), (0, 0, 0))
+    with pytest.raises(ValueError, match="N x n"):
+        metrics.sparsity(np.ones(3))

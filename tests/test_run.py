@@ -1,0 +1,147 @@
+"""`mobench run` end to end on quad: outputs, resume without recomputation, interruption, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from conftest import REPO
+
+QUAD_METHODS = "rs,bone-soup,morlhf"
+
+
+def _tree_state(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_run_writes_results_table_and_plot(cli, tmp_path):
+    result = cli("run", "--task", "quad", "--methods", QUAD_METHODS)
+    assert result.code == 0, result.err
+    out = tmp_path / "results" / "quad"  # the default run directory, under the working directory
+    data = json.loads((out / "results.json").read_text())
+    assert list(data["methods"]) == ["rs", "bone-soup", "morlhf"]
+    assert data["task"]["reference_point"] == [-10.0, -25.0]
+    assert data["versions"]["torch"].startswith("2.")
+    rs = data["methods"]["rs"]
+    assert set(rs["metrics"]) == {"hv", "ip", "sparsity", "spacing", "front", "ctrl"}
+    assert [p["mu"][0] for p in rs["points"]] == [round(0.1 * k, 10) for k in range(11)]
+    middle = rs["points"][5]
+    assert middle["output"] == [2.0, 0.0]
+    assert {a["kind"] for a in rs["artifacts"]} == {"rl-policy"}
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert "**" in (out / "table.md").read_text()
+    assert "HV" in result.out and "morlhf" in result.out
+
+
+def test_rerun_recomputes_nothing(cli, tmp_path, isolated):
+    args = ("run", "--task", "quad", "--methods", QUAD_METHODS, "--out", str(tmp_path / "run"))
+    assert cli(*args).code == 0
+    first = (tmp_path / "run" / "results.json").read_bytes()
+    before = {**_tree_state(tmp_path / "run" / "cells"), **_tree_state(isolated)}
+    again = cli(*args)
+    assert again.code == 0
+    assert "0 of 33 cells to compute" in again.err
+    assert {**_tree_state(tmp_path / "run" / "cells"), **_tree_state(isolated)} == before
+    assert (tmp_path / "run" / "results.json").read_bytes() == first
+
+
+def test_changed_grid_reuses_finished_cells(cli, tmp_path):
+    assert cli("run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "r").code == 0
+    result = cli("run", "--task", "quad", "--methods", "rs", "--grid", "5", "--out", "r")
+    assert "2 of 5 cells to compute" in result.err  # μ₁ = 0, 0.5, 1 are shared
+
+
+def test_same_command_same_bytes_with_fresh_stores(cli, tmp_path, monkeypatch):
+    outputs = []
+    for attempt in range(2):
+        monkeypatch.setenv("MOBENCH_HOME", str(tmp_path / f"home{attempt}"))
+        assert cli("run", "--task", "quad", "--methods", QUAD_METHODS, "--out", f"run{attempt}").code == 0
+        outputs.append((tmp_path / f"run{attempt}" / "results.json").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_yaml_config_and_typed_method_parameters(cli, tmp_path):
+    (tmp_path / "run.yaml").write_text(textwrap.dedent("""
+        task: quad
+        methods:
+          - rs
+          - bone-soup: {beta: 0.6, alpha: 0}
+        grid: 3
+        out: from-yaml
+    """))
+    assert cli("run", "--config", "run.yaml", "--seed", "0").code == 0
+    data = json.loads((tmp_path / "from-yaml" / "results.json").read_text())
+    assert list(data["methods"]) == ["rs", "bone-soup:beta=0.6:alpha=0"]
+    bone = data["methods"]["bone-soup:beta=0.6:alpha=0"]
+    assert bone["params"] == {"beta": 0.6, "alpha": 0.0}
+    assert bone["points"][1]["output"][1] == round(-(5 / 11 + 5 / 7) / 2, 10)
+
+
+def test_preference_file(cli, tmp_path):
+    (tmp_path / "prefs.csv").write_text("# mu1, mu2\n0.25, 0.75\n0.75, 0.25\n")
+    assert cli("run", "--task", "quad", "--methods", "morlhf", "--prefs", "prefs.csv", "--out", "p").code == 0
+    data = json.loads((tmp_path / "p" / "results.json").read_text())
+    assert [p["mu"] for p in data["methods"]["morlhf"]["points"]] == [[0.25, 0.75], [0.75, 0.25]]
+    assert data["config"]["preferences"] == "file:prefs.csv"
+
+
+SLOW_PLUGIN = '''
+import time
+from mobench.registry import methods
+from mobench.methods.soups import RewardedSoups
+
+@methods.register("slow-rs")
+class SlowRewardedSoups(RewardedSoups):
+    """Rewarded Soups that takes a while per preference (for interruption tests)."""
+
+    def generator(self, ctx, mu):
+        time.sleep(0.25)
+        return super().generator(ctx, mu)
+'''
+
+
+def _start(tmp_path: Path, out: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mobench.cli", "--plugin", str(tmp_path / "slow.py"), "run", "--task", "quad",
+         "--methods", "slow-rs,morlhf", "--grid", "21", "--out", out],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_cells(folder: Path, count: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if folder.is_dir() and len(list(folder.glob("*.json"))) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} cells appeared in {folder}")
+
+
+def test_killed_and_interrupted_runs_resume_to_the_same_results(tmp_path):
+    (tmp_path / "slow.py").write_text(SLOW_PLUGIN)
+    reference = _start(tmp_path, "reference")
+    _, err = reference.communicate(timeout=120)
+    assert reference.returncode == 0, err
+
+    for sig, expected_code in ((signal.SIGKILL, -9), (signal.SIGINT, 130)):
+        out = f"resumed-{sig.name}"
+        proc = _start(tmp_path, out)
+        _wait_for_cells(tmp_path / out / "cells", 4)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == expected_code, err
+        if sig == signal.SIGINT:
+            assert "rerun the same command to resume" in err and "Traceback" not in err
+        saved = len(list((tmp_path / out / "cells").glob("*.json")))
+        assert 4 <= saved < 42 and not (tmp_path / out / "results.json").exists()
+        resumed = _start(tmp_path, out)
+        _, err = resumed.communicate(timeout=120)
+        assert resumed.returncode == 0, err
+        assert f"{42 - saved} of 42 cells to compute" in err
+        assert (tmp_path / out / "results.json").read_bytes() == (tmp_path / "reference" / "results.json").read_bytes()
