@@ -1,0 +1,194 @@
+"""Unit behaviour of the core pieces that every method relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pytest
+
+from mobench.errors import MobenchError
+
+
+# --- merging ---------------------------------------------------------------------------------
+
+def test_task_arithmetic_identities():
+    from mobench.merging import task_arithmetic
+
+    rng = np.random.default_rng(0)
+    ref = {"w": rng.normal(size=(3, 2)), "b": rng.normal(size=2)}
+    models = [{k: v + rng.normal(size=v.shape) for k, v in ref.items()} for _ in range(3)]
+    coeffs = [0.2, 0.5, 0.3]
+    # Σ λ = 1: relative to the reference or not, the same merge.
+    merged = task_arithmetic(ref, models, coeffs)
+    plain = task_arithmetic(None, models, coeffs)
+    for key in ref:
+        np.testing.assert_allclose(merged[key], plain[key])
+    # A one-hot coefficient returns that model; all zeros return the reference.
+    one_hot = task_arithmetic(ref, models, [0, 1, 0])
+    zeros = task_arithmetic(ref, models, [0, 0, 0])
+    for key in ref:
+        np.testing.assert_allclose(one_hot[key], models[1][key])
+        np.testing.assert_allclose(zeros[key], ref[key])
+    # Negative coefficients extrapolate: θ_ref + 1.5(θ_1 − θ_ref) − 0.5(θ_2 − θ_ref).
+    extrapolated = task_arithmetic(ref, models[:2], [1.5, -0.5])
+    np.testing.assert_allclose(extrapolated["w"], ref["w"] + 1.5 * (models[0]["w"] - ref["w"])
+                               - 0.5 * (models[1]["w"] - ref["w"]))
+
+
+def test_task_arithmetic_on_torch_tensors_and_mismatched_models():
+    import torch
+
+    from mobench.merging import task_arithmetic
+
+    a = {"w": torch.ones(2)}
+    b = {"w": torch.full((2,), 3.0)}
+    assert torch.allclose(task_arithmetic(None, [a, b], [0.5, 0.5])["w"], torch.full((2,), 2.0))
+    with pytest.raises(ValueError, match="different parameters"):
+        task_arithmetic(None, [a, {"v": torch.ones(2)}], [0.5, 0.5])
+    with pytest.raises(ValueError, match="coefficients"):
+        task_arithmetic(None, [a, b], [1.0])
+
+
+def test_bone_soup_coefficients_recover_mu():
+    from mobench.soups import backbone_weights, bone_soup_coefficients
+
+    for n in (2, 3, 4):
+        weights = backbone_weights(0.7, n)
+        assert np.allclose(weights.sum(axis=0), 1.0)
+        mu = np.random.default_rng(n).dirichlet(np.ones(n))
+        lam = bone_soup_coefficients(weights, mu)
+        assert np.allclose(weights @ lam, mu)  # the merged reward weights equal μ
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+def test_spec_parsing_keeps_brackets_together():
+    from mobench.params import parse_spec, split_top_level
+
+    assert split_top_level("a:xs=[1,2],b") == ["a:xs=[1,2]", "b"]
+    assert parse_spec("bone-soup:beta=0.7:alpha=0") == ("bone-soup", {"beta": "0.7", "alpha": "0"})
+    with pytest.raises(MobenchError, match="given twice"):
+        parse_spec("rs:a=1:a=2")
+
+
+@dataclass(frozen=True)
+class P:
+    gamma: float = 1.0
+    steps: int = 10
+    mode: Literal["greedy", "sample"] = "greedy"
+    sizes: tuple[int, ...] = (1,)
+    flag: bool = False
+
+
+def test_typed_parameters_are_coerced_and_checked():
+    from mobench.params import build_params
+
+    params = build_params(P, {"gamma": "0.5", "steps": "3", "mode": "sample", "sizes": "[2,3]",
+                              "flag": "true"}, where="method 'x'")
+    assert params == P(0.5, 3, "sample", (2, 3), True)
+    with pytest.raises(MobenchError, match="steps"):
+        build_params(P, {"steps": "2.5"}, where="method 'x'")
+    with pytest.raises(MobenchError, match="mode"):
+        build_params(P, {"mode": "beam"}, where="method 'x'")
+    with pytest.raises(MobenchError, match="did you mean 'gamma'"):
+        build_params(P, {"gama": "1"}, where="method 'x'")
+
+
+# --- artifact store --------------------------------------------------------------------------
+
+def test_artifact_is_built_once_and_content_addressed(tmp_path):
+    from mobench.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+    calls = []
+
+    def build(folder: Path) -> dict:
+        calls.append(folder)
+        (folder / "weights.txt").write_text("1 2 3")
+        return {"loss": 0.5}
+
+    first = store.get_or_build("policy", {"w": [1, 0], "seed": 0}, build)
+    second = store.get_or_build("policy", {"seed": 0, "w": [1, 0]}, build)  # key order is irrelevant
+    assert first == second and len(calls) == 1
+    other = store.get_or_build("policy", {"w": [0, 1], "seed": 0}, build)
+    assert other[0] != first[0] and len(calls) == 2
+    manifest = store.manifest(first[0])
+    assert manifest["recipe"] == {"w": [1, 0], "seed": 0} and manifest["info"] == {"loss": 0.5}
+    assert "wall_time_s" in manifest and "mobench" in manifest["versions"]
+    with pytest.raises(MobenchError, match="--no-train"):
+        store.get_or_build("policy", {"w": [0.5, 0.5]}, build, allow_build=False)
+
+
+def test_failed_build_leaves_nothing_complete(tmp_path):
+    from mobench.artifacts import ArtifactStore
+
+    store = ArtifactStore(tmp_path)
+
+    def broken(folder: Path) -> dict:
+        (folder / "half.bin").write_text("partial")
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        store.get_or_build("policy", {"seed": 1}, broken)
+    assert not store.root.exists() or not any(store.root.iterdir())
+    built = store.get_or_build("policy", {"seed": 1}, lambda f: (f / "ok").write_text("done") and None)
+    assert (built[1] / "ok").read_text() == "done"
+
+
+KILLED_BUILD = """
+import os, sys, time
+from pathlib import Path
+from mobench.artifacts import ArtifactStore
+
+def build(folder):
+    (folder / "weights.bin").write_text("half")
+    print("building", flush=True)
+    time.sleep(60)
+
+ArtifactStore(Path(sys.argv[1])).get_or_build("policy", {"seed": 2}, build)
+"""
+
+
+def test_killed_build_leaves_nothing_a_later_run_takes_for_complete(tmp_path):
+    from mobench.artifacts import ArtifactStore, artifact_id
+
+    script = tmp_path / "build.py"
+    script.write_text(KILLED_BUILD)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "home")], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "building"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = ArtifactStore(tmp_path / "home")
+    assert not store.exists(artifact_id("policy", {"seed": 2}))
+    rebuilt: list[bool] = []
+
+    def build(folder: Path) -> None:
+        rebuilt.append(True)
+        (folder / "weights.bin").write_text("full")
+
+    _, folder = store.get_or_build("policy", {"seed": 2}, build)
+    assert rebuilt == [True] and (folder / "weights.bin").read_text() == "full"
+
+
+# --- leaderboard -----------------------------------------------------------------------------
+
+def test_leaderboard_collects_runs_into_one_table_per_task(cli, tmp_path):
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs,morlhf", "--grid", "3", "--out", "runs/quad").code == 0
+    assert cli("-q", "run", "--task", "quad3", "--methods", "rs", "--grid", "3", "--out", "runs/quad3").code == 0
+    result = cli("leaderboard", "runs", "--out", "board")
+    assert result.code == 0, result.err
+    markdown = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert markdown.count("\n## ") == 2 and "| rs " in markdown and "| morlhf " in markdown
+    assert "**" in markdown  # best value marked
+    html = (tmp_path / "board" / "leaderboard.html").read_text()
+    assert html.count("<table") == 2 and ("<b>" in html or "<strong>" in html)
+    only_md = cli("leaderboard", "runs", "--format", "md", "--out", "board2")
+    assert only_md.code == 0 and not (tmp_path / "board2" / "leaderboard.html").exists()
