@@ -96,6 +96,32 @@ def _wide_console() -> Any:
     return console if console.is_terminal else Console(width=160)
 
 
+@cli.command()
+@click.option("--task", help="Task spec (see `mobench ls tasks`).")
+@click.option("--methods", "methods_text", metavar="SPECS", help="Comma-separated method specs.")
+@click.option("--seed", type=int, help="Seed of every training step (default 0).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML run configuration.")
+@click.pass_context
+def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed: int | None,
+            config_file: Path | None) -> None:
+    """Build every artifact the methods need (SFT policy, RL backbones, judges) without sweeping."""
+    from mobench.artifacts import ArtifactStore
+    from mobench.config import build_run_config
+    from mobench.progress import Reporter
+    from mobench.runner import prepare_all, resolve
+
+    config = build_run_config(config_file, task=task, methods=methods_text, grid=None, prefs=None, seed=seed,
+                              out=None, no_train=None, ctrl_ties=None)
+    plan = resolve(config)
+    reporter = Reporter(quiet=ctx.obj["quiet"])
+    try:
+        used = prepare_all(plan, ArtifactStore(), reporter)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: finished artifacts are kept; rerun to build the rest") from None
+    for artifact in used:
+        click.echo(f"{artifact['id']}  {artifact['kind']}")
+
+
 @cli.command(name="ls")
 @click.argument("kind", type=click.Choice(["tasks", "methods", "judges"]))
 def list_components(kind: str) -> None:

@@ -132,6 +132,18 @@ def resolve(config: RunConfig) -> Plan:
     return Plan(config, task, prefs, prefs_source, out, planned)
 
 
+def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[dict[str, Any]]:
+    """Build (or find) every artifact the methods need, without sweeping; returns what was used."""
+    memo: dict[str, Any] = {}
+    used: dict[str, dict[str, Any]] = {}
+    for planned in plan.methods:
+        ctx = RunContext(plan.task, plan.config.seed, store, allow_training=plan.config.allow_training,
+                         reporter=reporter, memo=memo)
+        planned.method.prepare(ctx)
+        used.update(ctx.take_artifacts_used())
+    return _artifact_list(used)
+
+
 def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, float]:
     """Compute every missing cell; returns wall seconds spent per method key."""
     cells = CellStore(plan.out)
@@ -185,7 +197,8 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
         "reward_std": scores.std(axis=0).tolist(),
         "n_samples": len(outputs),
         "output": plan.task.point_output(outputs),
-        "samples": [{"prompt": p, "output": o, "rewards": s.tolist()} for p, o, s in zip(prompts, outputs, scores)],
+        "samples": [{"prompt": plan.task.prompt_record(p), "output": o, "rewards": s.tolist()}
+                    for p, o, s in zip(prompts, outputs, scores)],
         "artifacts": _artifact_list(ctx.take_artifacts_used()),
         "timing": {"generate_s": round(generated - started, 4), "judge_s": round(judged - generated, 4)},
     }

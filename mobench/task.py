@@ -62,6 +62,10 @@ class Task(Component):
     def evaluation_prompts(self) -> list[Any]:
         """The prompts every method answers at every μ (the test split)."""
 
+    def prompt_record(self, prompt: Any) -> Any:
+        """How a prompt appears in per-sample records (JSON): by default the prompt itself."""
+        return prompt
+
     def point_output(self, outputs: list[Any]) -> Any:
         """What results.json shows as a point's `output`: by default every output, in prompt order."""
         return outputs

@@ -1,0 +1,237 @@
+"""The policy family of the text tasks: a tiny GPT-2 and a tokenizer the suite trains itself,
+SFT then multi-reward GRPO, and sampling-based generation.
+
+A policy state is the model's state dict (full weights), so Rewarded Soups and Bone Soup merge
+text policies with the same task-arithmetic code as the quadratic task. With `lora_r > 0`, RL trains
+LoRA adapters on top of the SFT model and a policy state is SFT + ΔW (ΔW = B·A·scale): merging those
+states relative to SFT is exactly merging the ΔW products.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from mobench.task import PolicyState, Task
+from mobench.textdata import MiniSplits, TextPrompt, prompt_text
+from mobench.tinylm import TinyLMSpec
+from mobench.training import RLSettings, SFTSettings
+
+if TYPE_CHECKING:
+    from mobench.context import RunContext
+
+POLICY_FILE = "policy.safetensors"
+
+
+@dataclass(frozen=True)
+class TextTaskParams:
+    sft_steps: int = field(default=300, metadata={"help": "SFT optimiser steps (batch 32)"})
+    rl_steps: int = field(default=150, metadata={"help": "GRPO steps of a full RL run (2 prompts x 8 samples)"})
+    rl_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate"})
+    kl_beta: float = field(default=0.04, metadata={"help": "KL penalty to the SFT reference"})
+    lora_r: int = field(default=0, metadata={"help": "0: RL on full weights; r > 0: LoRA adapters of rank r"})
+    n_test: int = field(default=64, metadata={"help": "test prompts per preference"})
+    samples: int = field(default=2, metadata={"help": "sampled replies per test prompt"})
+    max_new_tokens: int = field(default=32, metadata={"help": "reply length limit in tokens"})
+
+    def __post_init__(self) -> None:
+        for name in ("sft_steps", "rl_steps", "n_test", "samples", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if self.lora_r < 0:
+            raise ValueError("lora_r must be >= 0")
+        if self.rl_lr <= 0 or self.kl_beta < 0:
+            raise ValueError("rl_lr must be > 0 and kl_beta >= 0")
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Evaluation sampling, as the paper: top-p 0.9, top-k 50, temperature 1.0."""
+
+    temperature: float = 1.0
+    top_k: int = 50
+    top_p: float = 0.9
+    batch_size: int = 64
+
+
+class TextTask(Task):
+    """Base of the text tasks. Subclasses set `objectives`, `reference_point` and `splits()`."""
+
+    Params = TextTaskParams
+    uses_packages = ("torch", "transformers", "trl", "peft", "datasets", "tokenizers", "sentence-transformers",
+                     "scikit-learn")
+    lm_spec: ClassVar[TinyLMSpec] = TinyLMSpec()
+    decode: ClassVar[DecodeSettings] = DecodeSettings()
+    data_version: ClassVar[str] = "1"
+
+    @abstractmethod
+    def splits(self) -> MiniSplits:
+        """The task's deterministic sft / rl / validation / test splits."""
+
+    # --- evaluation --------------------------------------------------------------------------
+    def evaluation_prompts(self) -> list[Any]:
+        test = self.splits().test[: self.params.n_test]
+        return [prompt for prompt in test for _ in range(self.params.samples)]
+
+    def validation_prompts(self) -> list[Any]:
+        return [prompt for prompt in self.splits().validation for _ in range(self.params.samples)]
+
+    def prompt_record(self, prompt: Any) -> Any:
+        return prompt.id if isinstance(prompt, TextPrompt) else prompt
+
+    def point_output(self, outputs: list[Any]) -> Any:
+        return {"examples": outputs[:3], **reply_statistics(outputs)}
+
+    # --- the policy family -------------------------------------------------------------------
+    def sft_settings(self) -> SFTSettings:
+        return SFTSettings(steps=self.params.sft_steps)
+
+    def rl_settings(self) -> RLSettings:
+        return RLSettings(learning_rate=self.params.rl_lr, kl_beta=self.params.kl_beta,
+                          max_completion_length=self.params.max_new_tokens)
+
+    def _sft_recipe(self) -> dict[str, Any]:
+        return {"data": self.name, "data_version": self.data_version, "lm": self.lm_spec.to_dict(),
+                "sft": self.sft_settings().to_dict()}
+
+    def policy_recipe(self) -> dict[str, Any]:
+        rl = self.rl_settings().to_dict()
+        return {**self._sft_recipe(), "rl": rl, "rl_steps": self.params.rl_steps, "lora_r": self.params.lora_r,
+                "judges": [judge.id for judge in self.judges]}
+
+    def initial_policy(self, ctx: RunContext) -> PolicyState:
+        def build(directory: Path) -> dict[str, Any]:
+            from mobench.tinylm import build_model, save_pretrained, train_tokenizer
+            from mobench.training import run_sft
+
+            splits = self.splits()
+            tokenizer = train_tokenizer(splits.tokenizer_corpus(), self.lm_spec.vocab_size)
+            model = build_model(self.lm_spec, tokenizer, ctx.seed)
+            eos = tokenizer.eos_token
+            pairs = [(p.text, reply + eos) for p, reply in splits.sft]
+            held_out = [(p.text, p.references[0] + eos) for p in splits.validation if p.references]
+            info = run_sft(model, tokenizer, pairs, self.sft_settings(), ctx.seed, eval_pairs=held_out)
+            save_pretrained(model, tokenizer, directory)
+            return {**info, "n_pairs": len(pairs), "parameters": sum(p.numel() for p in model.parameters())}
+
+        def load(directory: Path) -> PolicyState:
+            from mobench.tinylm import load_pretrained
+
+            model, tokenizer = load_pretrained(directory)
+            ctx.memo[f"{self.name}:sft-dir"] = directory
+            ctx.memo[f"{self.name}:skeleton"] = (model, tokenizer)
+            return _state_of(model)
+
+        recipe = {"policy": self._sft_recipe(), "seed": ctx.seed}
+        return ctx.artifact("sft-policy", recipe, build, load, uses_packages=self.uses_packages)
+
+    def _skeleton(self, ctx: RunContext) -> tuple[Any, Any]:
+        if f"{self.name}:skeleton" not in ctx.memo:
+            self.initial_policy(ctx)
+        return ctx.memo[f"{self.name}:skeleton"]
+
+    def train_policy(self, ctx: RunContext, init: PolicyState, weights: np.ndarray,
+                     fraction: float) -> tuple[PolicyState, dict[str, Any]]:
+        from mobench.training import run_grpo
+
+        model, tokenizer = self._skeleton(ctx)
+        rl_prompts = self.splits().rl
+        steps = max(1, round(self.params.rl_steps * fraction))
+        with tempfile.TemporaryDirectory() as init_dir:
+            model.load_state_dict(dict(init))
+            model.save_pretrained(init_dir)
+            tokenizer.save_pretrained(init_dir)
+            if self.params.lora_r:
+                trained, info = self._train_lora(init_dir, tokenizer, rl_prompts, weights, steps, ctx.seed)
+            else:
+                trained, info = run_grpo(Path(init_dir), tokenizer, [p.text for p in rl_prompts],
+                                         self.reward_functions(rl_prompts), weights, self.rl_settings(), steps,
+                                         ctx.seed, extra_columns={"prompt_index": list(range(len(rl_prompts)))})
+        state = _state_of(trained)
+        info["reply_statistics"] = reply_statistics(self._sample(ctx, state, self.splits().validation))
+        return state, info
+
+    def _train_lora(self, init_dir: str, tokenizer: Any, rl_prompts: list[TextPrompt], weights: np.ndarray,
+                    steps: int, seed: int) -> tuple[Any, dict[str, Any]]:
+        from mobench.lora import grpo_lora
+
+        return grpo_lora(Path(init_dir), tokenizer, [p.text for p in rl_prompts], self.reward_functions(rl_prompts),
+                         weights, self.rl_settings(), steps, seed, self.params.lora_r,
+                         extra_columns={"prompt_index": list(range(len(rl_prompts)))})
+
+    def reward_functions(self, table: Sequence[TextPrompt]) -> list[Any]:
+        """One trl reward function per objective; rows carry `prompt_index` back into `table`."""
+        functions = []
+        for objective, judge in zip(self.objectives, self.judges):
+            def reward(prompts: Sequence[Any], completions: Sequence[str], prompt_index: Sequence[int],
+                       _judge: Any = judge, **_: Any) -> list[float]:
+                return [float(x) for x in _judge.score([table[i] for i in prompt_index], list(completions))]
+
+            reward.__name__ = objective.name
+            functions.append(reward)
+        return functions
+
+    def save_policy(self, state: PolicyState, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(directory / POLICY_FILE))
+
+    def load_policy(self, directory: Path) -> PolicyState:
+        from safetensors.torch import load_file
+
+        return load_file(str(directory / POLICY_FILE))
+
+    def generator(self, ctx: RunContext, state: PolicyState) -> TextGenerator:
+        model, tokenizer = self._skeleton(ctx)
+        return TextGenerator(model, tokenizer, state, self.decode, self.params.max_new_tokens, ctx.seed)
+
+    def _sample(self, ctx: RunContext, state: PolicyState, prompts: Sequence[TextPrompt]) -> list[str]:
+        return self.generator(ctx, state).generate(list(prompts))
+
+
+def _state_of(model: Any) -> dict[str, Any]:
+    # Cloning unties shared tensors (GPT-2 ties lm_head to the embedding) so states can be saved and merged.
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def reply_statistics(outputs: Sequence[str]) -> dict[str, float]:
+    """Mean reply length in words and distinct-word ratio: a degenerate policy shows in both."""
+    words = [w for text in outputs for w in str(text).split()]
+    lengths = [len(str(text).split()) for text in outputs]
+    return {"mean_words": round(float(np.mean(lengths)) if lengths else 0.0, 3),
+            "distinct_ratio": round(len(set(words)) / len(words), 4) if words else 0.0}
+
+
+class TextGenerator:
+    """Samples one reply per prompt with the policy `state`; reseeded per call, so deterministic."""
+
+    def __init__(self, model: Any, tokenizer: Any, state: PolicyState, decode: DecodeSettings,
+                 max_new_tokens: int, seed: int) -> None:
+        self.model, self.tokenizer, self.state = model, tokenizer, state
+        self.decode, self.max_new_tokens, self.seed = decode, max_new_tokens, seed
+
+    def generate(self, prompts: Sequence[Any]) -> list[str]:
+        import torch
+
+        self.model.load_state_dict(dict(self.state))
+        self.model.eval()
+        torch.manual_seed(self.seed)
+        texts = [prompt_text(p) for p in prompts]
+        replies: list[str] = []
+        for start in range(0, len(texts), self.decode.batch_size):
+            batch = self.tokenizer(texts[start:start + self.decode.batch_size], return_tensors="pt", padding=True)
+            with torch.no_grad():
+                out = self.model.generate(**batch, do_sample=True, temperature=self.decode.temperature,
+                                          top_k=self.decode.top_k, top_p=self.decode.top_p,
+                                          max_new_tokens=self.max_new_tokens,
+                                          pad_token_id=self.tokenizer.pad_token_id,
+                                          eos_token_id=self.tokenizer.eos_token_id)
+            new_tokens = out[:, batch["input_ids"].shape[1]:]
+            replies += [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return replies

@@ -1,0 +1,141 @@
+"""Policy training with trl: supervised fine-tuning and multi-reward RL (GRPO).
+
+"RL with reward weights w" is trl's GRPOTrainer with one reward function per objective (the
+objective's judge), `reward_weights = w`, rewards standardised within each group before weighting
+(`normalize_then_sum`, so an easy reward cannot dominate whatever its weight), and a KL penalty to
+the SFT reference. Settings that trl 1.16 defaults badly on CPU (bf16, learning rate 1e-6, no KL,
+activation checkpointing, 512-token completions) are set explicitly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RewardFunc = Callable[..., list[float]]
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    steps: int = 300
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    warmup_steps: int = 20
+    max_length: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": "sft (trl SFTTrainer, completion-only loss)", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RLSettings:
+    steps: int = 150
+    prompts_per_step: int = 2
+    generations: int = 8
+    max_completion_length: int = 32
+    learning_rate: float = 1e-4
+    kl_beta: float = 0.04
+    temperature: float = 1.0
+    top_k: int = 50
+    aggregation: str = "normalize_then_sum"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": "grpo (trl GRPOTrainer)", **asdict(self)}
+
+
+def quiet_libraries() -> None:
+    """Silence progress bars and advice that the libraries print on every call."""
+    import warnings
+
+    import datasets
+    import transformers
+
+    # Deprecation notices raised inside transformers/trl themselves, not by mobench's calls.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft)\.")
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    logging.getLogger("trl").setLevel(logging.ERROR)
+
+
+def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
+    return dict(output_dir=output_dir, use_cpu=True, bf16=False, report_to=[], save_strategy="no",
+                seed=seed, data_seed=seed, disable_tqdm=True, dataloader_num_workers=0,
+                activation_checkpointing=False, lr_scheduler_type="constant")
+
+
+def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settings: SFTSettings,
+            seed: int, eval_pairs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+    """Fine-tune `model` in place on (prompt, response) pairs, loss on the response only."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    quiet_libraries()
+
+    def rows(items: Sequence[tuple[str, str]]) -> Any:
+        return Dataset.from_list([{"prompt": p, "completion": r} for p, r in items])
+
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = SFTConfig(**{**_common_args(seed, output_dir), "lr_scheduler_type": "cosine"},
+                         max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
+                         per_device_eval_batch_size=settings.batch_size,
+                         learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
+                         max_length=settings.max_length, completion_only_loss=True,
+                         logging_steps=max(1, settings.steps // 10))
+        trainer = SFTTrainer(model=model, args=args, train_dataset=rows(pairs),
+                             eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer)
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.train()
+            evaluation = trainer.evaluate() if eval_pairs else {}
+    curve = [{"step": h["step"], "loss": round(h["loss"], 4)} for h in trainer.state.log_history if "loss" in h]
+    return {"settings": settings.to_dict(), "curve": curve,
+            "validation_loss": round(evaluation["eval_loss"], 4) if evaluation else None}
+
+
+def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_funcs: Sequence[RewardFunc],
+             weights: Sequence[float], settings: RLSettings, steps: int, seed: int,
+             extra_columns: dict[str, list[Any]] | None = None,
+             peft_config: Any | None = None) -> tuple[Any, dict[str, Any]]:
+    """GRPO from the model saved in `init_dir` (also the KL reference); returns (model, info).
+
+    With `peft_config`, only LoRA adapters train (the returned model is the peft model).
+
+    Reward functions with weight 0 are left out (they would only cost judge calls).
+    """
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    quiet_libraries()
+    active = [(f, float(w)) for f, w in zip(reward_funcs, weights) if float(w) != 0.0]
+    if not active:
+        raise ValueError("reward weights are all zero")
+    columns = {"prompt": list(prompts), **(extra_columns or {})}
+    dataset = Dataset.from_dict(columns)
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = GRPOConfig(**_common_args(seed, output_dir), max_steps=steps,
+                          per_device_train_batch_size=settings.prompts_per_step * settings.generations,
+                          num_generations=settings.generations,
+                          max_completion_length=settings.max_completion_length,
+                          learning_rate=settings.learning_rate, beta=settings.kl_beta,
+                          temperature=settings.temperature, top_k=settings.top_k, top_p=1.0,
+                          reward_weights=[w for _, w in active],
+                          multi_objective_aggregation=settings.aggregation,
+                          logging_steps=max(1, steps // 10))
+        trainer = GRPOTrainer(model=str(init_dir), reward_funcs=[f for f, _ in active], args=args,
+                              train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.train()
+    keys = ("kl", "completions/mean_length", "reward") + tuple(
+        f"rewards/{f.__name__}/mean" for f, _ in active)
+    curve = [{"step": h["step"], **{k: round(float(h[k]), 4) for k in keys if k in h}}
+             for h in trainer.state.log_history if "kl" in h]
+    model = trainer.model
+    model.eval()
+    return model, {"settings": settings.to_dict(), "steps": steps, "weights": list(weights), "curve": curve}

@@ -1,0 +1,132 @@
+"""The text policy family end to end on a micro task: SFT and GRPO through trl, merging of full
+weights and LoRA ΔW products, artifacts named in results, determinism, resume after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PLUGIN = str(REPO / "tests" / "micro_text.py")
+MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
+
+
+def _run(cli, out: str, methods: str = "sft,rs,bone-soup,morlhf", task: str = MICRO):
+    result = cli("--plugin", PLUGIN, "-q", "run", "--task", task, "--methods", methods, "--grid", "3", "--out", out)
+    assert result.code == 0, result.err
+    return json.loads(Path(out, "results.json").read_text())
+
+
+def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
+    results = _run(cli, "run1")
+    assert set(results["methods"]) == {"sft", "rs", "bone-soup", "morlhf"}
+    assert [o["judge"] for o in results["task"]["objectives"]] == ["micro-long@1", "micro-short@1"]
+    for version_of in ("torch", "transformers", "trl"):
+        assert results["versions"][version_of] != "not installed"
+    rs = results["methods"]["rs"]
+    kinds = sorted(a["kind"] for a in rs["artifacts"])
+    assert kinds == ["rl-policy", "rl-policy", "sft-policy"]
+    weights = sorted(tuple(a["recipe"]["weights"]) for a in rs["artifacts"] if a["kind"] == "rl-policy")
+    assert weights == [(0.0, 1.0), (1.0, 0.0)]
+    # Rewarded Soups' experts are the policies MORLHF trains at μ = e_i: shared, not retrained.
+    morlhf_ids = {a["id"] for a in results["methods"]["morlhf"]["artifacts"]}
+    assert {a["id"] for a in rs["artifacts"]} <= morlhf_ids
+    point = rs["points"][0]
+    assert set(point["output"]) == {"examples", "mean_words", "distinct_ratio"} and len(point["rewards"]) == 2
+    # The SFT method answers the same way at every μ (same seed, same policy).
+    assert len({json.dumps(p["rewards"]) for p in results["methods"]["sft"]["points"]}) == 1
+    manifests = list((isolated / "artifacts").glob("rl-policy-*/manifest.json"))
+    info = json.loads(manifests[0].read_text())["info"]
+    assert info["settings"]["algorithm"].startswith("grpo") and info["curve"]
+    assert {"mean_words", "distinct_ratio"} <= set(info["reply_statistics"])
+
+
+def test_same_command_same_results_with_fresh_stores(cli, isolated, monkeypatch, tmp_path):
+    first = Path("a")
+    _run(cli, str(first), methods="rs")
+    monkeypatch.setenv("MOBENCH_HOME", str(tmp_path / "other-home"))
+    _run(cli, "b", methods="rs")
+    assert (first / "results.json").read_bytes() == Path("b", "results.json").read_bytes()
+
+
+def test_no_train_refuses_to_build(cli):
+    result = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "rs", "--no-train", "--grid", "3")
+    assert result.code == 2 and "--no-train" in result.err
+
+
+def test_prepare_builds_what_run_then_reuses(cli, isolated):
+    result = cli("--plugin", PLUGIN, "-q", "prepare", "--task", MICRO, "--methods", "rs,bone-soup")
+    assert result.code == 0, result.err
+    assert result.out.count("rl-policy-") == 4 and result.out.count("sft-policy-") == 1
+    ran = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "rs,bone-soup", "--grid", "3", "--no-train")
+    assert ran.code == 0, ran.err
+    assert "building" not in ran.err + ran.out
+
+
+def test_lora_merge_equals_full_weight_merge_of_delta_products():
+    import torch
+    from peft import get_peft_model
+
+    from mobench.lora import adapter_deltas, lora_config, merge_lora
+    from mobench.merging import task_arithmetic
+    from mobench.tinylm import TinyLMSpec, build_model, train_tokenizer
+
+    tokenizer = train_tokenizer(["hello there friend"] * 20, 280)
+    base = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=16, n_head=2, n_positions=32), tokenizer, 0)
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    deltas, full_states = [], []
+    for seed in (1, 2):
+        model = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=16, n_head=2, n_positions=32), tokenizer, 0)
+        peft_model = get_peft_model(model, lora_config(4))
+        torch.manual_seed(seed)
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:  # B starts at zero; give both factors values so ΔW ≠ 0
+                param.data.normal_(0, 0.2)
+        deltas.append(adapter_deltas(peft_model))
+        full_states.append({k: v.clone() for k, v in peft_model.merge_and_unload().state_dict().items()})
+    # One adapter at coefficient 1 is peft's own merge.
+    single = merge_lora(base_state, [deltas[0]], [1.0])
+    for key in base_state:
+        torch.testing.assert_close(single[key], full_states[0][key])
+    # Negative coefficients and extrapolation: ΔW products merged = full-weight task arithmetic.
+    coefficients = [1.4, -0.4]
+    via_deltas = merge_lora(base_state, deltas, coefficients)
+    via_full = task_arithmetic(base_state, full_states, coefficients)
+    for key in base_state:
+        torch.testing.assert_close(via_deltas[key], via_full[key])
+    assert any(not torch.equal(via_deltas[k], base_state[k]) for k in base_state)
+
+
+def test_lora_policies_run_end_to_end(cli):
+    results = _run(cli, "lora", methods="rs", task=MICRO + ":lora_r=2")
+    assert results["methods"]["rs"]["n_points"] == 3
+
+
+def test_killed_sft_training_leaves_nothing_taken_for_complete(tmp_path, isolated):
+    task = MICRO.replace("sft_steps=30", "sft_steps=100000")
+    proc = subprocess.Popen([sys.executable, "-m", "mobench.cli", "--plugin", PLUGIN, "run", "--task", task,
+                             "--methods", "sft", "--grid", "3", "--out", str(tmp_path / "killed")],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "MOBENCH_HOME": str(isolated)})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "building sft-policy" in line:
+            break
+    deadline = time.time() + 60
+    while time.time() < deadline and not any((isolated / "tmp").glob("sft-policy-*")):
+        time.sleep(0.2)
+    time.sleep(2.0)  # well inside training
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # The half-trained model stays in the staging area; nothing in the store looks complete.
+    assert list((isolated / "tmp").glob("sft-policy-*"))
+    assert not list(isolated.glob("artifacts/*/manifest.json"))
+    assert not list(isolated.glob("artifacts/sft-policy-*"))
