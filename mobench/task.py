@@ -62,6 +62,11 @@ class Task(Component):
     def evaluation_prompts(self) -> list[Any]:
         """The prompts every method answers at every μ (the test split)."""
 
+    def validation_prompts(self) -> list[Any]:
+        """The prompts hyper-parameters are selected on (a split apart from the test prompts where the
+        task has one; the quadratic tasks have no prompts, so they use the same single empty prompt)."""
+        return self.evaluation_prompts()
+
     def prompt_record(self, prompt: Any) -> Any:
         """How a prompt appears in per-sample records (JSON): by default the prompt itself."""
         return prompt

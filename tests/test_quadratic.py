@@ -100,3 +100,18 @@ def test_quad3_run_end_to_end(cli, tmp_path):
     assert data["config"]["n_preferences"] == 6
     assert all(len(p["mu"]) == 3 for p in data["methods"]["rs"]["points"])
     assert data["methods"]["morlhf"]["metrics"]["ip"] >= data["methods"]["rs"]["metrics"]["ip"] - 1e-9
+
+
+def test_bone_soup_selects_beta_and_alpha_on_validation_and_records_them(cli):
+    import json
+    from pathlib import Path
+
+    spec = "bone-soup:beta_select=[0.6,0.8]:alpha_select=[0,0.5]"
+    result = cli("-q", "run", "--task", "quad", "--methods", spec, "--grid", "3", "--out", "sel")
+    assert result.code == 0, result.err
+    details = json.loads(Path("sel/results.json").read_text())["methods"][spec]["details"]
+    for name, candidates in (("beta", [0.6, 0.8]), ("alpha", [0, 0.5])):
+        table = details[f"{name}_selection"]["candidates"]
+        assert [row["candidate"] for row in table] == candidates
+        best = max(table, key=lambda row: row["validation_hv"])
+        assert details[f"{name}_selection"]["chosen"] == best["candidate"] == details[name]
