@@ -79,7 +79,7 @@ def test_yaml_config_and_typed_method_parameters(cli, tmp_path):
     data = json.loads((tmp_path / "from-yaml" / "results.json").read_text())
     assert list(data["methods"]) == ["rs", "bone-soup:beta=0.6:alpha=0"]
     bone = data["methods"]["bone-soup:beta=0.6:alpha=0"]
-    assert bone["params"] == {"beta": 0.6, "alpha": 0.0}
+    assert bone["params"]["beta"] == 0.6 and bone["params"]["alpha"] == 0.0
     assert bone["points"][1]["output"][1] == round(-(5 / 11 + 5 / 7) / 2, 10)
 
 
