@@ -4,7 +4,6 @@ steps, and two cheap closed-form judges that pull in opposite directions (long v
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
