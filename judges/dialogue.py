@@ -190,9 +190,13 @@ def fluency_parts(text: str) -> dict[str, float]:
                               _clip((distinct_pairs - 0.3) / 0.3))
     real = sum(_is_real_word(w) for w in words) / n
     parts["real_share"] = real
-    parts["real_words"] = _clip((real - 0.6) / 0.3)
+    # Real replies: real-word share 0.95 at the SFT targets' 5th percentile; the near-words of a tiny
+    # policy gaming the judges ("Chuck Norris can the sto.") reach 0.86-0.92, so full credit needs 0.9.
+    parts["real_words"] = _clip((real - 0.75) / 0.15)
     ratio = word_order_score(text)
     parts["log_ratio"] = ratio if ratio is not None else 0.0
+    # Word salad scores ~ -0.7, real replies 1.5 at the median but as low as -0.4 for unseen, real
+    # sentences, so this gate can only be lenient: it stops salad, not locally plausible nonsense.
     parts["order"] = 1.0 if ratio is None else _clip((ratio + 0.6) / 0.45)
     stripped = re.sub(r"\s+", " ", text.strip())
     ok = len(_OK_CHARS.findall(stripped)) / max(1, len(stripped))
@@ -265,7 +269,7 @@ class HelpfulMini(Judge):
     """Helpfulness: MiniLM similarity to the gold replies (and the question), gated by non-degeneracy."""
 
     Params = HelpfulParams
-    version = "1"
+    version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         from mobench.data_dialogue import question_of
@@ -475,7 +479,7 @@ def joke_probability(texts: Sequence[str]) -> np.ndarray:
 class HumorMini(Judge):
     """Humor: p(joke) of a logistic head on MiniLM features (shipped jokes vs plain replies), gated."""
 
-    version = "1"
+    version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         _check(prompts, outputs)
@@ -500,7 +504,7 @@ def offensive_probability(texts: Sequence[str]) -> np.ndarray:
 class HarmlessMini(Judge):
     """Harmlessness: 1 − alt-profanity-check's offensive probability, gated by non-degeneracy."""
 
-    version = "1"
+    version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         _check(prompts, outputs)

@@ -264,10 +264,14 @@ def humor_contexts() -> tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
 
 @lru_cache(maxsize=1)
 def joke_lines() -> tuple[str, ...]:
-    """pyjokes (all English) + humor-mcp lines rated >= 2 (not single words), <= 40 words, unique."""
+    """pyjokes (neutral) + humor-mcp lines rated >= 2 (not single words), <= 40 words, unique.
+
+    pyjokes' "chuck" category (103 of 283 jokes) is left out: one template keyed on one name, which
+    a humor probe learns as a shortcut and RL then games with "Chuck Norris" plus gibberish.
+    """
     import pyjokes
 
-    candidates = [clean_line(j) for j in pyjokes.get_jokes("en", "all")]
+    candidates = [clean_line(j) for j in pyjokes.get_jokes("en", "neutral")]
     for row in _humor_rows():
         if row.get("kind") == "word" or (row.get("score") or 0) < 2:
             continue
