@@ -96,9 +96,20 @@ class TextTask(Task):
         return RLSettings(learning_rate=self.params.rl_lr, kl_beta=self.params.kl_beta,
                           max_completion_length=self.params.max_new_tokens)
 
+    def data_fingerprint(self) -> str:
+        """A hash of every split's content, so an artifact is rebuilt whenever the data changes."""
+        import hashlib
+        import json
+
+        splits = self.splits()
+        content = {"sft": [[p.to_dict(), r] for p, r in splits.sft],
+                   **{name: [p.to_dict() for p in getattr(splits, name)] for name in ("rl", "validation", "test")},
+                   "extra_text": splits.extra_text}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
     def _sft_recipe(self) -> dict[str, Any]:
-        return {"data": self.name, "data_version": self.data_version, "lm": self.lm_spec.to_dict(),
-                "sft": self.sft_settings().to_dict()}
+        return {"data": self.name, "data_version": self.data_version, "data_sha": self.data_fingerprint(),
+                "lm": self.lm_spec.to_dict(), "sft": self.sft_settings().to_dict()}
 
     def policy_recipe(self) -> dict[str, Any]:
         rl = self.rl_settings().to_dict()

@@ -129,3 +129,18 @@ def test_killed_sft_training_leaves_nothing_taken_for_complete(tmp_path, isolate
     assert list((isolated / "tmp").glob("sft-policy-*"))
     assert not list(isolated.glob("artifacts/*/manifest.json"))
     assert not list(isolated.glob("artifacts/sft-policy-*"))
+
+
+def test_sft_recipe_follows_the_data_content():
+    """Changing the data (not only its version string) changes the artifact recipe, so no stale reuse."""
+    import dataclasses
+
+    from micro_text import MicroText, micro_splits
+
+    class Edited(MicroText):
+        def splits(self):
+            base = micro_splits()
+            return dataclasses.replace(base, sft=base.sft[:-1])
+
+    assert MicroText()._sft_recipe()["data_sha"] != Edited()._sft_recipe()["data_sha"]
+    assert MicroText()._sft_recipe() == MicroText()._sft_recipe()
