@@ -135,7 +135,11 @@ def test_sft_recipe_follows_the_data_content():
     """Changing the data (not only its version string) changes the artifact recipe, so no stale reuse."""
     import dataclasses
 
-    from micro_text import MicroText, micro_splits
+    from mobench.registry import load_plugin
+
+    load_plugin(PLUGIN)  # the same module object the CLI tests load, so nothing registers twice
+    plugin = sys.modules["mobench_plugin_micro_text"]
+    MicroText, micro_splits = plugin.MicroText, plugin.micro_splits
 
     class Edited(MicroText):
         def splits(self):
