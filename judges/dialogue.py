@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -468,6 +468,16 @@ def _humor_model() -> Any:
     return _HUMOR_MODELS[key]
 
 
+def _gated(prompts: Sequence[Any], outputs: Sequence[Any],
+           raw_score: Callable[[list[str]], np.ndarray]) -> list[float]:
+    """A context-free judge's raw score per reply, multiplied by the reply's fluency."""
+    _check(prompts, outputs)
+    if not outputs:
+        return []
+    texts = _outputs(outputs)
+    return [float(r) * fluency(t) for r, t in zip(raw_score(texts), texts)]
+
+
 def joke_probability(texts: Sequence[str]) -> np.ndarray:
     """p(joke) of the humor head, without the fluency gate."""
     if not texts:
@@ -482,12 +492,7 @@ class HumorMini(Judge):
     version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
-        _check(prompts, outputs)
-        if not outputs:
-            return []
-        texts = _outputs(outputs)
-        p = joke_probability(texts)
-        return [float(pi) * fluency(t) for pi, t in zip(p, texts)]
+        return _gated(prompts, outputs, lambda texts: joke_probability(texts))
 
 
 # ----------------------------------------------------------------------------- harmless
@@ -507,12 +512,7 @@ class HarmlessMini(Judge):
     version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
-        _check(prompts, outputs)
-        if not outputs:
-            return []
-        texts = _outputs(outputs)
-        p = offensive_probability(texts)
-        return [(1.0 - float(pi)) * fluency(t) for pi, t in zip(p, texts)]
+        return _gated(prompts, outputs, lambda texts: 1.0 - offensive_probability(texts))
 
 
 __all__ = ["fluency", "fluency_parts", "fluency_batch", "copy_factor", "humor_artifact", "humor_recipe",

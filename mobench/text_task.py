@@ -13,6 +13,7 @@ import tempfile
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -96,8 +97,11 @@ class TextTask(Task):
         return RLSettings(learning_rate=self.params.rl_lr, kl_beta=self.params.kl_beta,
                           max_completion_length=self.params.max_new_tokens)
 
+    @cached_property
     def data_fingerprint(self) -> str:
-        """A hash of every split's content, so an artifact is rebuilt whenever the data changes."""
+        """A hash of every split's content, so an artifact is rebuilt whenever the data changes.
+
+        Cached: every artifact recipe of a run asks for it, and the splits do not change in a process."""
         import hashlib
         import json
 
@@ -108,7 +112,7 @@ class TextTask(Task):
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
     def _sft_recipe(self) -> dict[str, Any]:
-        return {"data": self.name, "data_version": self.data_version, "data_sha": self.data_fingerprint(),
+        return {"data": self.name, "data_version": self.data_version, "data_sha": self.data_fingerprint,
                 "lm": self.lm_spec.to_dict(), "sft": self.sft_settings().to_dict()}
 
     def policy_recipe(self) -> dict[str, Any]:
