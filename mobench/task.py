@@ -42,6 +42,8 @@ class Task(Component):
     reference_point: ClassVar[tuple[float, ...]] = ()
     reference_point_note: ClassVar[str] = ""
     default_grid: ClassVar[int] = 11
+    # True for tasks whose policies decode token by token (what MOD and MAGE steer).
+    token_level: ClassVar[bool] = False
     # Packages whose versions every results file of this task records.
     uses_packages: ClassVar[tuple[str, ...]] = ()
 

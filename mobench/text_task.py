@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +26,8 @@ from mobench.training import RLSettings, SFTSettings
 
 if TYPE_CHECKING:
     from mobench.context import RunContext
+    from mobench.decoding import DecodeConfig, Plan
+    from mobench.values import ValueSettings
 
 POLICY_FILE = "policy.safetensors"
 
@@ -65,6 +67,7 @@ class TextTask(Task):
     """Base of the text tasks. Subclasses set `objectives`, `reference_point` and `splits()`."""
 
     Params = TextTaskParams
+    token_level = True
     uses_packages = ("torch", "transformers", "trl", "peft", "datasets", "tokenizers", "sentence-transformers",
                      "scikit-learn")
     lm_spec: ClassVar[TinyLMSpec] = TinyLMSpec()
@@ -202,9 +205,121 @@ class TextTask(Task):
 
         return load_file(str(directory / POLICY_FILE))
 
-    def generator(self, ctx: RunContext, state: PolicyState) -> TextGenerator:
-        model, tokenizer = self._skeleton(ctx)
-        return TextGenerator(model, tokenizer, state, self.decode, self.params.max_new_tokens, ctx.seed)
+    # --- decoding (every text method goes through the one engine) ---------------------------
+    def decode_config(self, **overrides: Any) -> DecodeConfig:
+        """The task's evaluation decoding (the paper's sampling), with method overrides."""
+        from mobench.decoding import DecodeConfig
+
+        settings = {"temperature": self.decode.temperature, "top_k": self.decode.top_k, "top_p": self.decode.top_p,
+                    "batch_size": self.decode.batch_size, "max_new_tokens": self.params.max_new_tokens}
+        return DecodeConfig(**{**settings, **overrides})
+
+    def token_model(self, ctx: RunContext, state: PolicyState, value: bool = False) -> Any:
+        """A model instance holding `state` (a policy, or with `value` an explicit value model)."""
+        import copy
+
+        from mobench.values import split_state, value_skeleton
+
+        model, _ = self._skeleton(ctx)
+        if value:
+            weights, _ = split_state(dict(state))
+            instance = value_skeleton(model)
+            instance.load_state_dict(weights)
+        else:
+            instance = copy.deepcopy(model)
+            instance.load_state_dict(dict(state))
+        return instance.eval()
+
+    def decoder(self, ctx: RunContext, plan: Plan, config: DecodeConfig | None = None) -> DecoderGenerator:
+        from mobench.decoding import Decoder
+
+        _, tokenizer = self._skeleton(ctx)
+        return DecoderGenerator(Decoder(plan, tokenizer, config or self.decode_config(), ctx.seed))
+
+    def generator(self, ctx: RunContext, state: PolicyState) -> DecoderGenerator:
+        from mobench.decoding import Plan, Term
+
+        return self.decoder(ctx, Plan(base=[Term(self.token_model(ctx, state), 1.0, name="policy")]))
+
+    # --- explicit value models (MAGE-E) --------------------------------------------------------
+    def value_settings(self) -> ValueSettings:
+        from mobench.values import ValueSettings
+
+        return ValueSettings()
+
+    def _value_data_recipe(self) -> dict[str, Any]:
+        settings = self.value_settings()
+        return {"policy": self._sft_recipe(), "judges": [judge.id for judge in self.judges],
+                "samples_per_prompt": settings.samples_per_prompt, "decode": asdict(self.decode_config())}
+
+    def value_data(self, ctx: RunContext) -> dict[str, Any]:
+        """Samples of θ_sft on the RL-split prompts (token ids and text) scored by every judge."""
+        import json
+
+        def build(directory: Path) -> dict[str, Any]:
+            import time
+
+            import torch
+
+            from mobench.decoding import Decoder, Plan, Term
+
+            started = time.perf_counter()
+            model, tokenizer = self._skeleton(ctx)
+            sft = self.token_model(ctx, self.initial_policy(ctx))
+            config = self.decode_config()
+            decoder = Decoder(Plan(base=[Term(sft, 1.0)]), tokenizer, config, ctx.seed)
+            table = self.splits().rl
+            index = [i for i in range(len(table)) for _ in range(self.value_settings().samples_per_prompt)]
+            generator = torch.Generator().manual_seed(ctx.seed)
+            prompt_ids, reply_ids = [], []
+            for start in range(0, len(index), config.batch_size):
+                chunk = [table[i].text for i in index[start:start + config.batch_size]]
+                batch = tokenizer(chunk, return_tensors="pt", padding=True)
+                new = decoder.generate_ids(batch["input_ids"], batch["attention_mask"], generator).tolist()
+                for row, ids, mask in zip(new, batch["input_ids"].tolist(), batch["attention_mask"].tolist()):
+                    prompt_ids.append([t for t, m in zip(ids, mask) if m])
+                    reply = []
+                    for token in row:
+                        if token == tokenizer.pad_token_id:
+                            break
+                        reply.append(token)
+                        if token == tokenizer.eos_token_id:
+                            break
+                    reply_ids.append(reply)
+            texts = [t.strip() for t in tokenizer.batch_decode(reply_ids, skip_special_tokens=True)]
+            rewards = self.score([table[i] for i in index], texts)
+            data = {"prompt_index": index, "prompt_ids": prompt_ids, "reply_ids": reply_ids, "texts": texts,
+                    "rewards": rewards.round(8).tolist()}
+            (directory / "value_data.json").write_text(json.dumps(data))
+            return {"wall_s": round(time.perf_counter() - started, 3), "n": len(texts),
+                    "reward_mean": rewards.mean(0).round(6).tolist(), "reward_std": rewards.std(0).round(6).tolist(),
+                    **reply_statistics(texts)}
+
+        def load(directory: Path) -> dict[str, Any]:
+            return json.loads((directory / "value_data.json").read_text())
+
+        recipe = {**self._value_data_recipe(), "seed": ctx.seed}
+        return ctx.artifact("value-data", recipe, build, load, uses_packages=self.uses_packages)
+
+    def value_model(self, ctx: RunContext, objective: int) -> PolicyState:
+        """The explicit value model of objective `objective` (its state, with `value_offset`)."""
+        settings = self.value_settings()
+
+        def build(directory: Path) -> dict[str, Any]:
+            from mobench.values import train_value_model
+
+            data = self.value_data(ctx)
+            model, tokenizer = self._skeleton(ctx)
+            model.load_state_dict(dict(self.initial_policy(ctx)))
+            rewards = [row[objective] for row in data["rewards"]]
+            state, info = train_value_model(model, data["prompt_ids"], data["reply_ids"], rewards,
+                                            data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed)
+            self.save_policy(state, directory)
+            return info
+
+        recipe = {"value_data": self._value_data_recipe(), "objective": self.objectives[objective].name,
+                  "judge": self.judges[objective].id, "value": settings.to_dict(), "seed": ctx.seed}
+        return ctx.artifact("value-model", recipe, build, self.load_policy, uses_packages=self.uses_packages)
 
     def _sample(self, ctx: RunContext, state: PolicyState, prompts: Sequence[TextPrompt]) -> list[str]:
         return self.generator(ctx, state).generate(list(prompts))
@@ -223,30 +338,11 @@ def reply_statistics(outputs: Sequence[str]) -> dict[str, float]:
             "distinct_ratio": round(len(set(words)) / len(words), 4) if words else 0.0}
 
 
-class TextGenerator:
-    """Samples one reply per prompt with the policy `state`; reseeded per call, so deterministic."""
+class DecoderGenerator:
+    """Answers prompts with the decoding engine; reseeded per call, so deterministic."""
 
-    def __init__(self, model: Any, tokenizer: Any, state: PolicyState, decode: DecodeSettings,
-                 max_new_tokens: int, seed: int) -> None:
-        self.model, self.tokenizer, self.state = model, tokenizer, state
-        self.decode, self.max_new_tokens, self.seed = decode, max_new_tokens, seed
+    def __init__(self, decoder: Any) -> None:
+        self.decoder = decoder
 
     def generate(self, prompts: Sequence[Any]) -> list[str]:
-        import torch
-
-        self.model.load_state_dict(dict(self.state))
-        self.model.eval()
-        torch.manual_seed(self.seed)
-        texts = [prompt_text(p) for p in prompts]
-        replies: list[str] = []
-        for start in range(0, len(texts), self.decode.batch_size):
-            batch = self.tokenizer(texts[start:start + self.decode.batch_size], return_tensors="pt", padding=True)
-            with torch.no_grad():
-                out = self.model.generate(**batch, do_sample=True, temperature=self.decode.temperature,
-                                          top_k=self.decode.top_k, top_p=self.decode.top_p,
-                                          max_new_tokens=self.max_new_tokens,
-                                          pad_token_id=self.tokenizer.pad_token_id,
-                                          eos_token_id=self.tokenizer.eos_token_id)
-            new_tokens = out[:, batch["input_ids"].shape[1]:]
-            replies += [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
-        return replies
+        return self.decoder.generate([prompt_text(p) for p in prompts])

@@ -13,6 +13,7 @@ from mobench.task import Objective
 from mobench.text_task import DecodeSettings, TextTask
 from mobench.textdata import MiniSplits, TextPrompt
 from mobench.tinylm import TinyLMSpec
+from mobench.values import ValueSettings
 
 WORDS = ("yes no maybe hello there friend good day night sun moon star tree water fire stone river "
          "happy sad fast slow big small red blue green").split()
@@ -56,6 +57,9 @@ class MicroText(TextTask):
 
     def splits(self) -> MiniSplits:
         return micro_splits()
+
+    def value_settings(self) -> ValueSettings:
+        return ValueSettings(samples_per_prompt=2, epochs=2, batch_size=16)
 
 
 MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"

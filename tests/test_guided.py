@@ -1,0 +1,156 @@
+"""MOD and the four MAGE variants on the micro text task: the equalities the methods must satisfy,
+value models, γ selection, and the errors a user gets."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+
+PLUGIN = str(REPO / "tests" / "micro_text.py")
+MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
+
+
+def _samples(results_dir: Path) -> dict[tuple[str, tuple[float, ...]], list[str]]:
+    """(method spec, μ) -> the sampled outputs, in prompt order, from the run's cell records."""
+    out = {}
+    for cell in sorted((results_dir / "cells").glob("*.json")):
+        record = json.loads(cell.read_text())
+        out[(record["method"], tuple(record["mu"]))] = [s["output"] for s in record["samples"]]
+    return out
+
+
+def test_gamma_zero_is_the_base_and_every_method_runs(cli, isolated):
+    specs = ["bone-soup", "mage-e:gamma=0", "mage-e-m:gamma=0", "mage-i:gamma=0", "mage-i-m:gamma=0", "mod",
+             "mage-e-m"]
+    result = cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", ",".join(specs), "--grid", "3",
+                 "--out", "run")
+    assert result.code == 0, result.err
+    results = json.loads(Path("run/results.json").read_text())
+    samples = _samples(Path("run"))
+    names = {key[0] for key in samples}
+    base = {mu: out for (name, mu), out in samples.items() if name == "bone-soup"}
+    assert len(base) == 3
+    for name in names - {"bone-soup", "mod"}:
+        if "gamma=0" in name:
+            assert {mu: out for (n, mu), out in samples.items() if n == name} == base, name
+    # γ chosen on the validation split, recorded with every candidate's validation HV.
+    selected = next(m for spec, m in results["methods"].items() if spec == "mage-e-m")
+    table = selected["details"]["gamma_selection"]
+    assert [row["candidate"] for row in table["candidates"]] == [0.1, 0.2, 1.0, 3.0, 5.0]
+    assert selected["details"]["gamma"] == table["chosen"]
+    kinds = sorted(a["kind"] for a in selected["artifacts"])
+    assert kinds.count("value-model") == 2
+    value_recipe = next(a["recipe"] for a in selected["artifacts"] if a["kind"] == "value-model")
+    assert value_recipe["value_data"]["judges"] == ["micro-long@1", "micro-short@1"]
+    manifest = json.loads(next(isolated.glob("artifacts/value-model-*/manifest.json")).read_text())
+    held = manifest["info"]["heldout"]
+    assert {"mse", "constant_mse", "final_spearman"} <= set(held) and held["n"] > 0
+    # MOD decodes with Rewarded Soups' experts: the same artifacts, not retrained.
+    mod = results["methods"]["mod"]
+    assert sorted(tuple(a["recipe"]["weights"]) for a in mod["artifacts"] if a["kind"] == "rl-policy") == \
+        [(0.0, 1.0), (1.0, 0.0)]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One artifact store for the in-process tests of this module (trained once)."""
+    from mobench.artifacts import ArtifactStore
+    from mobench.registry import load_plugin, tasks
+
+    load_plugin(PLUGIN)
+    # Longer SFT so greedy replies are not empty; a strong RL step so the experts differ from θ_sft.
+    task = tasks.create(MICRO.replace("sft_steps=30", "sft_steps=150").replace("rl_steps=4", "rl_steps=8:rl_lr=0.003"))
+    store = ArtifactStore(tmp_path_factory.mktemp("home"))
+    return {"task": task, "store": store, "prompts": task.evaluation_prompts()}
+
+
+def _context(micro: dict[str, Any]) -> Any:
+    from mobench.context import RunContext
+
+    return RunContext(micro["task"], 0, micro["store"])
+
+
+def _generate(micro: dict[str, Any], spec: str, mu: list[float]) -> list[str]:
+    from mobench.registry import methods
+
+    ctx = _context(micro)
+    method = methods.create(spec)
+    method.check_task(micro["task"])
+    method.prepare(ctx)
+    return method.generator(ctx, np.asarray(mu)).generate(micro["prompts"])
+
+
+@pytest.mark.parametrize("mode", ["greedy", "sample"])
+@pytest.mark.parametrize("i", [0, 1])
+def test_mod_at_a_vertex_is_decoding_of_that_expert(micro, i, mode):
+    from mobench.decoding import Plan, Term
+
+    mu = [1.0 - i, float(i)]
+    ctx = _context(micro)
+    task = micro["task"]
+    expert = task.token_model(ctx, ctx.rl_policy(np.eye(2)[i]))
+    alone = task.decoder(ctx, Plan(base=[Term(expert, 1.0)]), task.decode_config(mode=mode)).generate(micro["prompts"])
+    assert any(alone)
+    assert _generate(micro, f"mod:decoding={mode}", mu) == alone
+    assert _generate(micro, f"mod:decoding={mode}", [0.5, 0.5]) != alone or mode == "greedy"
+
+
+@pytest.mark.parametrize("variant", ["mage-e", "mage-i:guide_merge=naive"])
+@pytest.mark.parametrize("mu", [[1.0, 0.0], [0.0, 1.0]])
+def test_merged_guidance_with_one_objective_equals_the_ensemble(micro, variant, mu):
+    name, _, extra = variant.partition(":")
+    options = ":gamma=1.0" + (f":{extra}" if extra else "")
+    merged = _generate(micro, f"{name}-m{options}", mu)
+    assert any(merged)
+    assert merged == _generate(micro, f"{name}{options}", mu)
+
+
+def test_guidance_changes_the_output_and_the_base_choice_matters(micro):
+    plain = _generate(micro, "mage-e-m:gamma=0", [0.5, 0.5])
+    assert _generate(micro, "mage-e-m:gamma=5", [0.5, 0.5]) != plain
+    assert _generate(micro, "mage-i-m:gamma=5", [0.5, 0.5]) != plain
+    assert _generate(micro, "mage-i-m:gamma=0:base=sft", [0.5, 0.5]) != plain
+
+
+def test_beam_look_ahead_runs_through_the_method(micro):
+    out = _generate(micro, "mage-i-m:gamma=1:decoding=beam:beam_width=2:expansion=2:lookahead=3", [0.3, 0.7])
+    assert len(out) == len(micro["prompts"])
+    assert out == _generate(micro, "mage-i-m:gamma=1:decoding=beam:beam_width=2:expansion=2:lookahead=3", [0.3, 0.7])
+
+
+def test_value_model_learns_a_token_level_signal():
+    """On synthetic data whose reward is set by the reply's first word, the value model beats a constant."""
+    from mobench.tinylm import TinyLMSpec, build_model, train_tokenizer
+    from mobench.values import ValueSettings, train_value_model
+
+    words = "maybe hello there friend water fire".split()
+    rng = np.random.default_rng(0)
+    tokenizer = train_tokenizer([" ".join(rng.choice(words + ["yes", "no"], 8)) for _ in range(200)], 280)
+    model = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, 0)
+    prompts, replies, rewards, groups = [], [], [], []
+    for i in range(160):
+        first = "yes" if i % 2 else "no"
+        replies.append(tokenizer(f" {first} " + " ".join(rng.choice(words, 5)))["input_ids"])
+        prompts.append(tokenizer("User: hi\nAssistant:")["input_ids"])
+        rewards.append(1.0 if first == "yes" else 0.0)
+        groups.append(i)
+    _, info = train_value_model(model, prompts, replies, rewards, groups, tokenizer.pad_token_id,
+                                ValueSettings(epochs=8, batch_size=16, learning_rate=3e-3), seed=0)
+    held = info["heldout"]
+    assert held["mse"] < 0.8 * held["constant_mse"]
+    assert held["final_spearman"] > 0.3
+
+
+def test_guided_methods_refuse_tasks_without_tokens(cli):
+    result = cli("run", "--task", "quad", "--methods", "mage-e-m")
+    assert result.code != 0
+    assert "token by token" in result.err and "quad" in result.err
+    result = cli("run", "--task", "quad", "--methods", "mod:divergence=js")
+    assert result.code != 0 and "divergence" in result.err
