@@ -67,6 +67,8 @@ class TextTask(Task):
     """Base of the text tasks. Subclasses set `objectives`, `reference_point` and `splits()`."""
 
     Params = TextTaskParams
+    # 2: evaluation decodes through mobench.decoding (was transformers' generate), so old cells are stale.
+    version = "2"
     token_level = True
     uses_packages = ("torch", "transformers", "trl", "peft", "datasets", "tokenizers", "sentence-transformers",
                      "scikit-learn")
