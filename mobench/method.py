@@ -24,6 +24,11 @@ class Method(Component):
     def check_task(self, task: Task) -> None:
         """Raise MobenchError if this method cannot run on `task` (called before anything loads)."""
 
+    def own_preferences(self, task: Task) -> np.ndarray | None:
+        """The preferences this method can serve, when it trains one model per point of its own
+        grid (MODPO); None: every preference of the run's grid. Results state each method's N."""
+        return None
+
     def prepare(self, ctx: RunContext) -> None:
         """Train or load everything every μ needs; selections are recorded with ctx.record()."""
 

@@ -61,6 +61,7 @@ class PlannedMethod:
     method: Method
     method_id: str
     cell_ids: list[str]
+    prefs: np.ndarray  # the run's grid, or the method's own points
 
 
 @dataclass
@@ -127,8 +128,10 @@ def resolve(config: RunConfig) -> Plan:
     for key, method in resolved:
         method_id = stable_hash({"task": task_identity, "seed": config.seed, "method": {
             "name": method.name, "version": method.version, "params": method.resolved_params()}})
-        cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in prefs]
-        planned.append(PlannedMethod(key, method, method_id, cell_ids))
+        own = method.own_preferences(task)
+        method_prefs = prefs if own is None else np.asarray(own, dtype=float)
+        cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in method_prefs]
+        planned.append(PlannedMethod(key, method, method_id, cell_ids, method_prefs))
     return Plan(config, task, prefs, prefs_source, out, planned)
 
 
@@ -163,7 +166,7 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
         with reporter.bar(f"{planned.key}: {len(missing)} of {len(planned.cell_ids)} preferences",
                           total=len(missing)) as bar:
             for index in missing:
-                mu = plan.prefs[index]
+                mu = planned.prefs[index]
                 record = _run_cell(plan, planned, ctx, prompts, mu)
                 cells.write_cell(planned.cell_ids[index], record)
                 bar.advance()

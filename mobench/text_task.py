@@ -243,13 +243,33 @@ class TextTask(Task):
 
         return self.decoder(ctx, Plan(base=[Term(self.token_model(ctx, state), 1.0, name="policy")]))
 
+    def tokenizer(self, ctx: RunContext) -> Any:
+        return self._skeleton(ctx)[1]
+
+    def fine_tune(self, ctx: RunContext, init: PolicyState, pairs: Sequence[tuple[str, str]],
+                  steps: int) -> tuple[PolicyState, dict[str, Any]]:
+        """Supervised fine-tuning of `init` on (prompt text, reply) pairs (an EOS is appended), with
+        the task's SFT settings for `steps` steps; returns (state, training info)."""
+        import dataclasses
+
+        from mobench.training import run_sft
+
+        model = self.token_model(ctx, init)
+        eos = self.tokenizer(ctx).eos_token
+        # Conditioned prompts are longer than the task's own; never exceed the model's positions.
+        positions = getattr(model.config, "n_positions", None) or self.sft_settings().max_length
+        settings = dataclasses.replace(self.sft_settings(), steps=steps,
+                                       max_length=min(self.sft_settings().max_length, positions))
+        info = run_sft(model, self.tokenizer(ctx), [(p, r + eos) for p, r in pairs], settings, ctx.seed)
+        return _state_of(model), info
+
     # --- explicit value models (MAGE-E) --------------------------------------------------------
     def value_settings(self) -> ValueSettings:
         from mobench.values import ValueSettings
 
         return ValueSettings()
 
-    def _value_data_recipe(self) -> dict[str, Any]:
+    def value_data_recipe(self) -> dict[str, Any]:
         settings = self.value_settings()
         return {"policy": self._sft_recipe(), "judges": [judge.id for judge in self.judges],
                 "samples_per_prompt": settings.samples_per_prompt, "decode": asdict(self.decode_config())}
@@ -300,7 +320,7 @@ class TextTask(Task):
         def load(directory: Path) -> dict[str, Any]:
             return json.loads((directory / "value_data.json").read_text())
 
-        recipe = {**self._value_data_recipe(), "seed": ctx.seed}
+        recipe = {**self.value_data_recipe(), "seed": ctx.seed}
         return ctx.artifact("value-data", recipe, build, load, uses_packages=self.uses_packages)
 
     def value_model(self, ctx: RunContext, objective: int) -> PolicyState:
@@ -319,7 +339,7 @@ class TextTask(Task):
             self.save_policy(state, directory)
             return info
 
-        recipe = {"value_data": self._value_data_recipe(), "objective": self.objectives[objective].name,
+        recipe = {"value_data": self.value_data_recipe(), "objective": self.objectives[objective].name,
                   "judge": self.judges[objective].id, "value": settings.to_dict(), "seed": ctx.seed}
         return ctx.artifact("value-model", recipe, build, self.load_policy, uses_packages=self.uses_packages)
 

@@ -139,3 +139,83 @@ def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_func
     model = trainer.model
     model.eval()
     return model, {"settings": settings.to_dict(), "steps": steps, "weights": list(weights), "curve": curve}
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    steps: int = 100
+    batch_size: int = 16  # preference pairs per step
+    learning_rate: float = 5e-4
+    beta: float = 0.1
+    max_length: int = 128
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": "modpo (trl DPOTrainer; the margin shifts the precomputed reference log-probs)",
+                **asdict(self)}
+
+
+def margin_dpo_trainer() -> type:
+    """trl's DPOTrainer with a per-pair margin (MODPO, Zhou et al. 2024).
+
+    MODPO's loss is −log σ((1/w₀)[β(Δ_w − Δ_l) − m]) with Δ = log π_θ − log π_ref and
+    m = Σ_{k≥1} w_k (r_k(y_w) − r_k(y_l)). trl's sigmoid loss with β' = β/w₀ computes
+    −log σ(β'[(log π_θ(y_w) − ref_w) − (log π_θ(y_l) − ref_l)]); shifting the precomputed
+    ref_w by m/β makes the two equal. So the subclass only adds the shift after trl has computed
+    the reference log-probs, and keeps every other part of trl's trainer.
+    """
+    import torch
+    from trl import DPOTrainer
+
+    class MarginDPOTrainer(DPOTrainer):
+        def __init__(self, *args: Any, margin_shift: Sequence[float], **kwargs: Any) -> None:
+            self._margin_shift = [float(x) for x in margin_shift]  # set first: trl precomputes in __init__
+            super().__init__(*args, **kwargs)
+
+        def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
+            out = super()._precompute_ref_logps(dataset, name, batch_size)
+            if name != "train":
+                return out
+            if len(out) != len(self._margin_shift):
+                raise RuntimeError(f"{len(out)} training pairs but {len(self._margin_shift)} margins")
+            shifted = (torch.tensor(out["ref_chosen_logps"], dtype=torch.float64)
+                       + torch.tensor(self._margin_shift, dtype=torch.float64)).tolist()
+            return out.remove_columns("ref_chosen_logps").add_column("ref_chosen_logps", shifted)
+
+    return MarginDPOTrainer
+
+
+def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_weight: float,
+              settings: DPOSettings, seed: int, ref_model: Any | None = None,
+              train: bool = True) -> tuple[Any, dict[str, Any]]:
+    """MODPO in place on `rows` ({prompt, chosen, rejected, margin}; margin = Σ_k w_k Δr_k).
+
+    `main_weight` is w₀ (> 0); with every margin 0 and w₀ = 1 this is plain DPO with β.
+    Returns (trainer, info); `train=False` only builds the trainer (tests compute its loss)."""
+    from datasets import Dataset
+    from trl import DPOConfig
+
+    quiet_libraries()
+    if not main_weight > 0:
+        raise ValueError(f"MODPO needs a positive main-objective weight, got {main_weight}")
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
+                                 for r in rows])
+    shift = [r["margin"] / settings.beta for r in rows]
+    output_dir = tempfile.mkdtemp(prefix="mobench-dpo-")
+    args = DPOConfig(**_common_args(seed, output_dir), max_steps=settings.steps,
+                     per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                     beta=settings.beta / main_weight, max_length=settings.max_length,
+                     precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
+    trainer = margin_dpo_trainer()(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
+                                   processing_class=tokenizer, margin_shift=shift)
+    if not train:
+        return trainer, {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.train()
+    import shutil
+
+    shutil.rmtree(output_dir, ignore_errors=True)
+    curve = [{"step": h["step"], "loss": round(h["loss"], 4),
+              **({"margin": round(h["rewards/margins"], 4)} if "rewards/margins" in h else {})}
+             for h in trainer.state.log_history if "loss" in h]
+    model.eval()
+    return trainer, {"settings": settings.to_dict(), "main_weight": main_weight, "n_pairs": len(rows), "curve": curve}

@@ -1,0 +1,184 @@
+"""RiC, Rewards-in-Context (Yang et al. 2024): one policy conditioned on target scores in its prompt.
+
+Training (one artifact, shared by every μ):
+1. The SFT data's gold replies are scored by every objective's judge; scores are z-scored on that
+   training set and rounded to one decimal.
+2. Conditional SFT from θ_sft: the prompt carries the reply's scores (`format_conditioned`), the
+   loss is on the reply only (trl's SFTTrainer, completion-only loss).
+3. Online augmentation rounds (default 1): for each RL-split prompt, one objective's target is drawn
+   uniformly over its normalised range and the others are set to their maximum; the policy
+   answers, the judges score, samples above the 0.7 quantile on any objective are kept (with their
+   actual scores as the condition) and the policy is fine-tuned on them.
+
+Inference maps μ to targets (default, the reference evaluation's mapping):
+target_i = μ_i / ‖μ‖₂ · (max_i − min_i) + min_i, with [min_i, max_i] the normalised scores' range
+on the training set; `mapping=linf` divides by ‖μ‖_∞ instead.
+
+The condition is a first line `<NAME_score> v ...` before the task's own prompt; `parse_conditioned`
+inverts it exactly (prefix removal, never `str.rstrip`, which strips a character set and ate
+prompt characters in the reference code).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from mobench.context import RunContext
+from mobench.errors import MobenchError
+from mobench.generator import Generator
+from mobench.method import Method
+from mobench.registry import methods
+from mobench.task import PolicyState, Task
+from mobench.textdata import prompt_text
+
+STATS_FILE = "ric_stats.json"
+_TAG = re.compile(r"<([A-Za-z0-9_-]+)_score> (-?\d+\.\d)")
+
+
+def format_conditioned(prompt: str, names: Sequence[str], scores: Sequence[float]) -> str:
+    """`<n1_score> 0.5 <n2_score> -1.2` (one decimal) on a first line, then the prompt unchanged."""
+    if len(names) != len(scores):
+        raise ValueError(f"{len(names)} objectives but {len(scores)} scores")
+    head = " ".join(f"<{name}_score> {_one_decimal(score)}" for name, score in zip(names, scores))
+    return f"{head}\n{prompt}"
+
+
+def parse_conditioned(text: str) -> tuple[dict[str, float], str]:
+    """Inverse of `format_conditioned`: (scores by objective, the original prompt)."""
+    head, newline, rest = text.partition("\n")
+    pairs = _TAG.findall(head)
+    if not newline or not pairs or " ".join(f"<{n}_score> {v}" for n, v in pairs) != head:
+        raise ValueError(f"not a RiC-conditioned prompt: {text[:60]!r}")
+    return {name: float(value) for name, value in pairs}, rest
+
+
+def _one_decimal(x: float) -> str:
+    value = round(float(x), 1)
+    return f"{0.0 if value == 0 else value:.1f}"  # no "-0.0"
+
+
+def preference_targets(mu: np.ndarray, low: np.ndarray, high: np.ndarray,
+                       mapping: Literal["l2", "linf"] = "l2") -> np.ndarray:
+    """μ -> target scores: μ_i / ‖μ‖ · (max_i − min_i) + min_i (‖·‖₂ by default, or ‖·‖_∞)."""
+    mu = np.asarray(mu, dtype=float)
+    norm = np.linalg.norm(mu, 2 if mapping == "l2" else np.inf)
+    if norm == 0:
+        raise ValueError("μ must not be zero")
+    return mu / norm * (np.asarray(high) - np.asarray(low)) + np.asarray(low)
+
+
+@dataclass(frozen=True)
+class RicParams:
+    mapping: Literal["l2", "linf"] = field(default="l2", metadata={
+        "help": "μ -> targets: l2 (reference evaluation: μ/‖μ‖₂) or linf (μ/‖μ‖_∞)"})
+    online_rounds: int = field(default=1, metadata={"help": "online augmentation rounds after the offline SFT"})
+    quantile: float = field(default=0.7, metadata={"help": "online rounds keep samples above this quantile"})
+    steps: int = field(default=0, metadata={"help": "conditional SFT steps (0: the task's sft_steps)"})
+    online_steps: int = field(default=0, metadata={"help": "steps per online round (0: a third of steps)"})
+
+    def __post_init__(self) -> None:
+        if self.online_rounds < 0 or self.steps < 0 or self.online_steps < 0:
+            raise ValueError("online_rounds, steps and online_steps must be >= 0")
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must lie in (0, 1), got {self.quantile}")
+
+
+@methods.register("ric")
+class RiC(Method):
+    """RiC: one policy fine-tuned with its replies' scores in the prompt; μ becomes target scores."""
+
+    Params = RicParams
+
+    def check_task(self, task: Task) -> None:
+        if not getattr(task, "token_level", False) or not hasattr(task, "fine_tune"):
+            raise MobenchError(f"method 'ric' fine-tunes a text policy on conditioned prompts; task {task.name!r} "
+                               "has no text policy (use a text task, e.g. hh2-mini)")
+
+    def _steps(self, task: Any) -> tuple[int, int]:
+        steps = self.params.steps or task.params.sft_steps
+        return steps, self.params.online_steps or max(1, steps // 3)
+
+    def prepare(self, ctx: RunContext) -> None:
+        task: Any = ctx.task
+        self.names = [o.name for o in task.objectives]
+        steps, online_steps = self._steps(task)
+        recipe = {"policy": task.policy_recipe(), "ric": {"steps": steps, "online_rounds": self.params.online_rounds,
+                                                          "online_steps": online_steps,
+                                                          "quantile": self.params.quantile,
+                                                          "format": "<NAME_score> v.v line before the prompt"},
+                  "seed": ctx.seed}
+
+        def build(directory: Path) -> dict[str, Any]:
+            state, stats, info = self._train(ctx, steps, online_steps)
+            task.save_policy(state, directory)
+            (directory / STATS_FILE).write_text(json.dumps(stats))
+            return {**info, "stats": stats}
+
+        def load(directory: Path) -> tuple[PolicyState, dict[str, Any]]:
+            return task.load_policy(directory), json.loads((directory / STATS_FILE).read_text())
+
+        self.state, self.stats = ctx.artifact("ric-policy", recipe, build, load, uses_packages=task.uses_packages)
+        self.model = task.token_model(ctx, self.state)
+        ctx.record("score_range", {"min": self.stats["min"], "max": self.stats["max"]})
+
+    def _train(self, ctx: RunContext, steps: int, online_steps: int) -> tuple[PolicyState, dict[str, Any], dict[str, Any]]:
+        task: Any = ctx.task
+        splits = task.splits()
+        prompts = [p for p, _ in splits.sft]
+        replies = [r for _, r in splits.sft]
+        raw = task.score(prompts, replies)
+        mean, std = raw.mean(0), raw.std(0) + 1e-8
+        z = np.round((raw - mean) / std, 1)
+        stats = {"mean": mean.round(6).tolist(), "std": std.round(6).tolist(),
+                 "min": z.min(0).round(1).tolist(), "max": z.max(0).round(1).tolist()}
+        pairs = [(format_conditioned(p.text, self.names, s), r) for p, r, s in zip(prompts, replies, z)]
+        state, info = task.fine_tune(ctx, ctx.sft_policy(), pairs, steps)
+        rounds = []
+        rng = np.random.default_rng(ctx.seed)
+        low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
+        for round_index in range(self.params.online_rounds):
+            table = splits.rl
+            targets = np.tile(high, (len(table), 1))
+            chosen = rng.integers(0, len(self.names), len(table))
+            targets[np.arange(len(table)), chosen] = rng.uniform(low[chosen], high[chosen])
+            texts = [format_conditioned(p.text, self.names, t) for p, t in zip(table, targets)]
+            outputs = self._decoder(ctx, task.token_model(ctx, state)).decoder.generate(texts)
+            scores = np.round((task.score(table, outputs) - mean) / std, 1)
+            cut = np.quantile(scores, self.params.quantile, axis=0)
+            keep = [i for i in range(len(table)) if (scores[i] > cut).any() and outputs[i]]
+            if keep:
+                kept = [(format_conditioned(table[i].text, self.names, scores[i]), outputs[i]) for i in keep]
+                state, round_info = task.fine_tune(ctx, state, kept, online_steps)
+            else:
+                round_info = {}
+            rounds.append({"round": round_index + 1, "generated": len(table), "kept": len(keep),
+                           "quantile_cut": cut.round(2).tolist(), "curve": round_info.get("curve", [])})
+        return state, stats, {"offline": info, "online": rounds, "n_pairs": len(pairs)}
+
+    def _decoder(self, ctx: RunContext, model: Any) -> Any:
+        from mobench.decoding import Plan, Term
+
+        return ctx.task.decoder(ctx, Plan(base=[Term(model, 1.0, name="ric")]))  # type: ignore[attr-defined]
+
+    def targets(self, mu: np.ndarray) -> np.ndarray:
+        return preference_targets(mu, np.asarray(self.stats["min"]), np.asarray(self.stats["max"]), self.params.mapping)
+
+    def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
+        return _Conditioned(self._decoder(ctx, self.model).decoder, self.names, self.targets(mu))
+
+
+class _Conditioned:
+    """Answers each prompt with the target scores written in front of it."""
+
+    def __init__(self, decoder: Any, names: list[str], targets: np.ndarray) -> None:
+        self.decoder, self.names, self.targets = decoder, names, targets
+
+    def generate(self, prompts: Sequence[Any]) -> list[str]:
+        return self.decoder.generate([format_conditioned(prompt_text(p), self.names, self.targets) for p in prompts])

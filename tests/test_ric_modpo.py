@@ -1,0 +1,88 @@
+"""RiC's prompt format and μ mapping; RiC and MODPO end to end on the micro task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mobench.methods.ric import format_conditioned, parse_conditioned, preference_targets
+
+PLUGIN = str(REPO / "tests" / "micro_text.py")
+MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
+
+
+@pytest.mark.parametrize("scores", [[0.5, -1.2], [0.04, -0.04], [2.25, -0.35], [0.0, 3.0]])
+def test_ric_format_round_trips(scores):
+    prompt = "User: what is 2+2?\nAssistant:"
+    text = format_conditioned(prompt, ["helpful", "humor"], scores)
+    parsed, back = parse_conditioned(text)
+    assert back == prompt
+    assert parsed == {"helpful": round(scores[0], 1) + 0.0, "humor": round(scores[1], 1) + 0.0}
+    assert "-0.0" not in text
+    # Formatting the parsed scores again gives the same text (a fixed point).
+    assert format_conditioned(back, list(parsed), list(parsed.values())) == text
+
+
+def test_ric_prompt_recovery_keeps_characters_a_character_set_strip_would_eat():
+    """The reference code's rstrip(suffix) strips any of the suffix's characters; prefix removal does not."""
+    prompt = "User: score? <e_score>\nAssistant: e 0.5"
+    _, back = parse_conditioned(format_conditioned(prompt, ["helpful"], [0.5]))
+    assert back == prompt
+
+
+def test_ric_rejects_malformed_conditions():
+    for text in ["no condition here", "<helpful_score> x\nUser:", "<helpful_score> 0.5 junk\nUser:"]:
+        with pytest.raises(ValueError, match="not a RiC-conditioned prompt"):
+            parse_conditioned(text)
+
+
+def test_ric_targets_match_hand_computed_values():
+    low, high = np.array([-2.0, -1.0]), np.array([2.0, 3.0])
+    # l2: μ/‖μ‖₂ · (max − min) + min
+    np.testing.assert_allclose(preference_targets(np.array([1.0, 0.0]), low, high), [2.0, -1.0])
+    np.testing.assert_allclose(preference_targets(np.array([0.5, 0.5]), low, high),
+                               [0.5 / np.sqrt(0.5) * 4 - 2, 0.5 / np.sqrt(0.5) * 4 - 1])
+    np.testing.assert_allclose(preference_targets(np.array([0.3, 0.7]), low, high),
+                               [0.3 / np.hypot(0.3, 0.7) * 4 - 2, 0.7 / np.hypot(0.3, 0.7) * 4 - 1])
+    # l∞: μ/max(μ)
+    np.testing.assert_allclose(preference_targets(np.array([0.5, 0.5]), low, high, "linf"), [2.0, 3.0])
+    np.testing.assert_allclose(preference_targets(np.array([0.2, 0.8]), low, high, "linf"), [-1.0, 3.0])
+
+
+def test_ric_and_modpo_run_resume_and_report_their_points(cli, isolated):
+    args = ("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods",
+            "ric:steps=20:online_steps=5,modpo:steps=3:batch_size=4", "--grid", "3", "--out", "run")
+    result = cli(*args)
+    assert result.code == 0, result.err
+    results = json.loads(Path("run/results.json").read_text())
+    ric, modpo = results["methods"]["ric:steps=20:online_steps=5"], results["methods"]["modpo:steps=3:batch_size=4"]
+    assert ric["n_points"] == 3
+    assert modpo["n_points"] == 3 and [p["mu"] for p in modpo["points"]] == [[0.1, 0.9], [0.5, 0.5], [0.9, 0.1]]
+    assert sorted(a["kind"] for a in modpo["artifacts"]).count("modpo-policy") == 3
+    kinds = {a["kind"] for a in ric["artifacts"]}
+    assert "ric-policy" in kinds
+    manifest = json.loads(next(isolated.glob("artifacts/ric-policy-*/manifest.json")).read_text())
+    online = manifest["info"]["online"]
+    assert len(online) == 1 and 0 < online[0]["kept"] <= online[0]["generated"]
+    assert len(manifest["info"]["stats"]["min"]) == 2
+    dpo = json.loads(next(isolated.glob("artifacts/modpo-policy-*/manifest.json")).read_text())
+    assert dpo["info"]["n_pairs"] > 0 and dpo["info"]["settings"]["algorithm"].startswith("modpo")
+    # A rerun computes nothing and writes the same results.
+    before = Path("run/results.json").read_bytes()
+    again = cli(*args)
+    assert again.code == 0
+    assert json.loads(Path("run/timing.json").read_text())["computed_this_run_s"] == {}
+    assert Path("run/results.json").read_bytes() == before
+
+
+def test_modpo_refuses_bad_weights_and_tasks(cli):
+    result = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "modpo:weights=[0,0.5]")
+    assert result.code != 0 and "(0, 1]" in result.err
+    result = cli("run", "--task", "quad", "--methods", "modpo")
+    assert result.code != 0 and "text policy" in result.err
+    result = cli("run", "--task", "quad", "--methods", "ric")
+    assert result.code != 0 and "text policy" in result.err
