@@ -110,19 +110,10 @@ def time_method(method: str, shape: dict[str, Any], args: argparse.Namespace, ba
     ids = torch.randint(1, shape["vocab_size"], (batch, args.prompt_tokens), device=args.device)
     mask = torch.ones_like(ids)
 
-    def run() -> float:
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        decoder.generate_ids(ids, mask, generator)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
     for _ in range(args.warmup):
-        run()
+        _timed(decoder, ids, mask, generator, args.device)
     # Per token: subtract the prompt-only cost, measured with one new token.
-    totals = sorted(run() for _ in range(args.repeats))
+    totals = sorted(_timed(decoder, ids, mask, generator, args.device) for _ in range(args.repeats))
     one = DecodeConfig(mode=args.mode, max_new_tokens=1, batch_size=batch, cache=args.cache, compile=args.compile)
     prefill_decoder = Decoder(plan, tokenizer, one, seed=0)
     prefill = sorted(_timed(prefill_decoder, ids, mask, generator, args.device) for _ in range(args.repeats))

@@ -93,7 +93,6 @@ class MODPO(Method):
                            learning_rate=self.params.learning_rate, beta=self.params.beta)
 
     def prepare(self, ctx: RunContext) -> None:
-        task: Any = ctx.task
         self.policies: dict[float, PolicyState] = {}
         for w in sorted(self.params.weights):
             self.policies[round(w, 10)] = self._policy(ctx, w)

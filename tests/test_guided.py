@@ -4,7 +4,6 @@ value models, γ selection, and the errors a user gets."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
