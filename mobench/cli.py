@@ -122,6 +122,29 @@ def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed
         click.echo(f"{artifact['id']}  {artifact['kind']}")
 
 
+@cli.command(name="judge")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--judges", "judges_text", required=True, metavar="SPECS",
+              help="Comma-separated judge specs, e.g. gpt4-pairwise:base_url=http://localhost:8000/v1:model=m.")
+@click.option("--limit", type=int, help="Judge only the first N evaluation prompts (a quick, cheap trial).")
+@click.pass_context
+def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | None) -> None:
+    """Score a finished run's saved generations again (no regeneration); writes RUN_DIR/judged/."""
+    from mobench.params import split_top_level
+    from mobench.progress import Reporter
+    from mobench.rejudge import rejudge
+
+    specs = [s.strip() for s in split_top_level(judges_text) if s.strip()]
+    if not specs:
+        raise MobenchError("no judges given; see `mobench ls judges`")
+    try:
+        written = rejudge(run_dir, specs, limit, Reporter(quiet=ctx.obj["quiet"]))
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: verdicts so far are cached; rerun to go on") from None
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 @cli.command(name="ls")
 @click.argument("kind", type=click.Choice(["tasks", "methods", "judges"]))
 def list_components(kind: str) -> None:

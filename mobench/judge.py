@@ -24,3 +24,19 @@ class Judge(Component):
     @abstractmethod
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         """One float per (prompt, output) pair; higher is better."""
+
+
+class PairwiseJudge(Judge):
+    """Compares a method's outputs with a reference method's outputs on saved runs
+    (`mobench judge RUN_DIR --judges NAME`); it cannot score outputs on its own."""
+
+    def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
+        from mobench.errors import MobenchError
+
+        raise MobenchError(f"judge {self.name!r} compares two methods' outputs; use it with "
+                           f"`mobench judge RUN_DIR --judges {self.name}`, not as a task objective")
+
+    @abstractmethod
+    def win_rates(self, objective: str, prompts: Sequence[str], candidates: Sequence[str],
+                  references: Sequence[str]) -> dict[str, Any]:
+        """Win rate of `candidates` over `references` on `objective`, with counts and usage."""

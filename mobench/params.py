@@ -33,16 +33,22 @@ class ParamInfo:
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
-    """Split on `sep` outside brackets, so `a:xs=[1,2],b` gives ['a:xs=[1,2]', 'b']."""
+    """Split on `sep` outside brackets and quotes, so `a:xs=[1,2],b` gives ['a:xs=[1,2]', 'b'] and
+    `j:url='http://h:8000/v1'` keeps the URL whole."""
     parts: list[str] = []
     depth = 0
+    quote = ""
     current: list[str] = []
     for char in text:
-        if char in "[(":
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[(":
             depth += 1
         elif char in "])":
             depth -= 1
-        if char == sep and depth == 0:
+        if char == sep and depth == 0 and not quote:
             parts.append("".join(current))
             current = []
         else:
@@ -65,7 +71,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
             raise MobenchError(f"malformed parameter {piece!r} in {spec!r}: expected key=value")
         if key in values:
             raise MobenchError(f"parameter {key!r} given twice in {spec!r}")
-        values[key] = value.strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]  # quoted: taken as is (URLs hold ':')
+        values[key] = value
     return name, values
 
 

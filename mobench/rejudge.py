@@ -1,0 +1,133 @@
+"""`mobench judge RUN_DIR --judges J`: score a finished run's saved generations again, without
+regenerating. A pointwise judge gives each (method, μ) its mean score; a pairwise judge gives each
+(method, μ) its win rate against the reference method's outputs on the same prompts, per objective,
+and the win rates form a front per method (paper Figure 7). Results go to RUN_DIR/judged/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobench.errors import MobenchError
+from mobench.progress import Reporter
+
+
+def _cells(run_dir: Path) -> dict[str, dict[tuple[float, ...], dict[str, Any]]]:
+    """method key -> μ -> cell record."""
+    folder = run_dir / "cells"
+    by_method: dict[str, dict[tuple[float, ...], dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.json")):
+        record = json.loads(path.read_text())
+        if "mu" in record:
+            by_method.setdefault(record["method"], {})[tuple(record["mu"])] = record
+    return by_method
+
+
+def _file_name(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)[:120] + ".json"
+
+
+def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, reporter: Reporter) -> list[Path]:
+    from mobench.judge import PairwiseJudge
+    from mobench.registry import judges, tasks
+    from mobench.results import load_results
+    from mobench.textdata import prompt_text
+    from mobench.versions import package_versions
+
+    created = [judges.create(spec) for spec in judge_specs]  # unknown names fail first, before any work
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        raise MobenchError(f"{run_dir} holds no results.json; run `mobench run` first")
+    if limit is not None and limit < 1:
+        raise MobenchError(f"--limit must be >= 1, got {limit}")
+    results = load_results(results_path)
+    task = tasks.create(results["config"]["task"])
+    prompts = task.evaluation_prompts()
+    cells = _cells(run_dir)
+    if not cells:
+        raise MobenchError(f"{run_dir}/cells holds no generations to judge")
+    n = min(len(prompts), limit or len(prompts))
+    records = [task.prompt_record(p) for p in prompts[:n]]
+    texts = [prompt_text(p) for p in prompts[:n]]
+    for method, by_mu in cells.items():
+        for mu, cell in by_mu.items():
+            if [s["prompt"] for s in cell["samples"][:n]] != records:
+                raise MobenchError(f"the saved outputs of {method} at μ={list(mu)} do not follow the task's "
+                                   f"evaluation prompts; was the run made with another task version?")
+    written = []
+    for spec, judge in zip(judge_specs, created):
+        if isinstance(judge, PairwiseJudge):
+            report = _pairwise(judge, task, cells, prompts[:n], texts, reporter)
+        else:
+            report = _pointwise(judge, cells, prompts[:n], reporter)
+        report.update({"judge": judge.id, "run": str(run_dir), "task": results["config"]["task"],
+                       "n_prompts": n, "versions": package_versions(("openai",))})
+        out = run_dir / "judged" / _file_name(spec)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        written.append(out)
+    return written
+
+
+def _pointwise(judge: Any, cells: dict[str, Any], prompts: list[Any], reporter: Reporter) -> dict[str, Any]:
+    n = len(prompts)
+    methods_out: dict[str, Any] = {}
+    for method, by_mu in cells.items():
+        points = []
+        for mu in sorted(by_mu):
+            outputs = [s["output"] for s in by_mu[mu]["samples"][:n]]
+            scores = np.asarray(judge.score(prompts, outputs), dtype=float)
+            points.append({"mu": list(mu), "mean": round(float(scores.mean()), 6), "std": round(float(scores.std()), 6)})
+        methods_out[method] = {"points": points}
+        reporter.log(f"{judge.name}: {method} scored at {len(points)} preferences")
+    return {"kind": "pointwise", "methods": methods_out}
+
+
+def _pairwise(judge: Any, task: Any, cells: dict[str, Any], prompts: list[Any], texts: list[str],
+              reporter: Reporter) -> dict[str, Any]:
+    from mobench.metrics import evaluate
+
+    reference = judge.params.reference
+    if reference not in cells:
+        known = ", ".join(sorted(cells))
+        raise MobenchError(f"the reference method {reference!r} is not in this run (methods: {known}); "
+                           f"run it too, or pass reference=...")
+    names = [o.name for o in task.objectives]
+    objectives = list(judge.params.objectives) or names
+    unknown = [o for o in objectives if o not in names]
+    if unknown:
+        raise MobenchError(f"objectives {unknown} are not objectives of {task.name} ({', '.join(names)})")
+    n = len(prompts)
+    ref_cells = cells[reference]
+    constant_reference = len({json.dumps([s["output"] for s in c["samples"][:n]]) for c in ref_cells.values()}) == 1
+    methods_out: dict[str, Any] = {}
+    for method, by_mu in cells.items():
+        if method == reference:
+            continue
+        points = []
+        for mu in sorted(by_mu):
+            ref_cell = next(iter(ref_cells.values())) if constant_reference else ref_cells.get(mu)
+            if ref_cell is None:
+                reporter.log(f"{method} at μ={list(mu)}: the reference has no outputs at this μ; skipped")
+                continue
+            candidates = [s["output"] for s in by_mu[mu]["samples"][:n]]
+            references = [s["output"] for s in ref_cell["samples"][:n]]
+            per_objective = {obj: judge.win_rates(obj, texts, candidates, references) for obj in objectives}
+            points.append({"mu": list(mu), "win_rates": [round(per_objective[o]["win_rate"], 6) for o in objectives],
+                           "counts": per_objective})
+            reporter.log(f"{judge.name}: {method} μ={list(mu)} win rates "
+                         + ", ".join(f"{o} {per_objective[o]['win_rate']:.3f}" for o in objectives))
+        entry: dict[str, Any] = {"points": points}
+        rates = np.asarray([p["win_rates"] for p in points], dtype=float)
+        if len(points) and len(objectives) == len(names) and not np.isnan(rates).any():
+            prefs = np.asarray([p["mu"] for p in points], dtype=float)
+            entry["metrics"] = evaluate(prefs, rates, tuple([0.0] * len(objectives)))
+        methods_out[method] = entry
+    return {"kind": "pairwise", "reference": reference, "objectives": objectives, "methods": methods_out,
+            "usage": judge.client().usage.to_dict()}
