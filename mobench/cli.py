@@ -47,15 +47,19 @@ def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
 @click.option("--no-train", is_flag=True, default=None, help="Fail instead of training a missing artifact.")
 @click.option("--ctrl-ties", type=click.Choice(["strict", "ignore"]),
               help="Controllability rule for tied preference coordinates (default strict, as the paper).")
+@click.option("--limit", type=int, help="Evaluate on the first N test prompts only (a quick trial).")
+@click.option("--offline", is_flag=True, default=None,
+              help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
 @click.pass_context
 def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: int | None,
         prefs_file: Path | None, seed: int | None, out: Path | None, config_file: Path | None,
-        no_train: bool | None, ctrl_ties: str | None) -> None:
+        no_train: bool | None, ctrl_ties: str | None, limit: int | None, offline: bool | None) -> None:
     """Train what the methods need, sweep the preferences, judge, and report."""
     from mobench.config import build_run_config
 
     config = build_run_config(config_file, task=task, methods=methods_text, grid=grid, prefs=prefs_file,
-                              seed=seed, out=out, no_train=no_train, ctrl_ties=ctrl_ties)
+                              seed=seed, out=out, no_train=no_train, ctrl_ties=ctrl_ties, limit=limit,
+                              offline=offline)
     _run(config, quiet=ctx.obj["quiet"])
 
 
@@ -111,7 +115,7 @@ def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed
     from mobench.runner import prepare_all, resolve
 
     config = build_run_config(config_file, task=task, methods=methods_text, grid=None, prefs=None, seed=seed,
-                              out=None, no_train=None, ctrl_ties=None)
+                              out=None, no_train=None, ctrl_ties=None, limit=None, offline=None)
     plan = resolve(config)
     reporter = Reporter(quiet=ctx.obj["quiet"])
     try:
@@ -160,6 +164,7 @@ def list_components(kind: str) -> None:
     table.add_column("description")
     if kind == "tasks":
         table.add_column("objectives")
+        table.add_column("assets")
     table.add_column("parameters")
     for name in reg.names():
         cls = reg.get(name)
@@ -168,9 +173,23 @@ def list_components(kind: str) -> None:
         row = [name, cls.description()]
         if kind == "tasks":
             row.append(" vs ".join(o.name for o in cls.objectives))
+            row.append(_asset_lines(cls))
         row.append(params)
         table.add_row(*row)
     _wide_console().print(table)
+
+
+def _asset_lines(cls: Any) -> str:
+    """What a task loads and whether it is reachable (cheap file checks, no downloads)."""
+    if not hasattr(cls, "assets"):
+        return "built in (offline)"
+    from mobench.hub import status
+
+    try:
+        assets = cls().assets()
+    except Exception as exc:  # a plugin task whose defaults cannot be built still gets listed
+        return f"unknown ({exc})"
+    return "\n".join(f"{a.role}: {a.source or '(not set)'} [{status(a)}]" for a in assets)
 
 
 @cli.command()

@@ -21,7 +21,7 @@ from mobench.errors import MobenchError, did_you_mean
 from mobench.params import split_top_level
 from mobench.runner import MethodRequest, RunConfig
 
-CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "ctrl_ties")
+CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "ctrl_ties", "limit", "offline")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
         raise MobenchError("no task given: use --task NAME (see `mobench ls tasks`)")
     if not data.get("methods"):
         raise MobenchError("no methods given: use --methods a,b (see `mobench ls methods`)")
-    for key in ("grid", "seed"):
+    for key in ("grid", "seed", "limit"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
             raise MobenchError(f"{key} must be an integer, got {data[key]!r}")
     ctrl_ties = data.get("ctrl_ties", "strict")
@@ -89,4 +89,6 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
         out=Path(data["out"]) if data.get("out") is not None else None,
         allow_training=not bool(data.get("no_train", False)),
         ctrl_ties=ctrl_ties,
+        limit=data.get("limit"),
+        offline=bool(data.get("offline", False)),
     )

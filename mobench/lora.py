@@ -15,12 +15,17 @@ from mobench.training import RLSettings, RewardFunc
 PREFIX = "base_model.model."
 
 
-def lora_config(rank: int) -> Any:
+def lora_config(rank: int, model_type: str = "gpt2") -> Any:
+    """LoRA of rank r with α = 2r (the paper's r 64 / α 128) on every attention and MLP projection."""
     from peft import LoraConfig
 
-    # GPT-2's attention and MLP projections are Conv1D layers (weights stored transposed).
-    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
-                      fan_in_fan_out=True, task_type="CAUSAL_LM")
+    if model_type == "gpt2":
+        # GPT-2's attention and MLP projections are Conv1D layers (weights stored transposed).
+        return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
+                          fan_in_fan_out=True, task_type="CAUSAL_LM")
+    # Llama-style models: peft's "all-linear" takes every nn.Linear except the output head.
+    return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
+                      task_type="CAUSAL_LM")
 
 
 def lora_deltas(adapter_state: Mapping[str, Any], scaling: float, fan_in_fan_out: bool) -> dict[str, Any]:
@@ -63,12 +68,13 @@ def grpo_lora(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_fun
               weights: Sequence[float], settings: RLSettings, steps: int, seed: int, rank: int,
               extra_columns: dict[str, list[Any]] | None = None) -> tuple[Any, dict[str, Any]]:
     """GRPO on LoRA adapters of the model in `init_dir`; returns the model with θ + ΔW, and info."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from mobench.training import run_grpo
 
+    model_type = AutoConfig.from_pretrained(init_dir).model_type
     trained, info = run_grpo(init_dir, tokenizer, prompts, reward_funcs, weights, settings, steps, seed,
-                             extra_columns=extra_columns, peft_config=lora_config(rank))
+                             extra_columns=extra_columns, peft_config=lora_config(rank, model_type))
     deltas = adapter_deltas(trained)
     model = AutoModelForCausalLM.from_pretrained(init_dir)
     model.load_state_dict(merge_lora(model.state_dict(), [deltas], [1.0]))

@@ -53,6 +53,8 @@ class RunConfig:
     out: Path | None = None
     allow_training: bool = True
     ctrl_ties: CtrlTies = "strict"
+    limit: int | None = None  # evaluate on the first N test prompts (a quick trial)
+    offline: bool = False  # local paths and the hub cache only
 
 
 @dataclass
@@ -96,7 +98,19 @@ def _check_out_dir(out: Path) -> None:
 
 def resolve(config: RunConfig) -> Plan:
     """Look everything up and validate it; raises MobenchError before any model work."""
+    if config.offline:
+        from mobench.hub import set_offline
+
+        set_offline()
     task = tasks.create(config.task)
+    if config.limit is not None:
+        if config.limit < 1:
+            raise MobenchError(f"--limit must be >= 1, got {config.limit}")
+        if "n_test" not in task.resolved_params():
+            raise MobenchError(f"--limit sets the number of test prompts; task {task.name!r} has no such parameter")
+        task = tasks.create(config.task, overrides={"n_test": config.limit})
+    if hasattr(task, "check_assets"):
+        task.check_assets()  # a missing dataset or model is named now, not after an hour of training
     if not config.methods:
         raise MobenchError("no methods given; see `mobench ls methods`")
     seen: set[str] = set()

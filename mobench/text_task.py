@@ -125,14 +125,21 @@ class TextTask(Task):
         return {**self._sft_recipe(), "rl": rl, "rl_steps": self.params.rl_steps, "lora_r": self.params.lora_r,
                 "judges": [judge.id for judge in self.judges]}
 
+    def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
+        """The untrained (model, tokenizer) that SFT starts from: here a tiny GPT-2 and a BPE tokenizer
+        fitted on the task corpus; hub tasks load a pretrained model instead."""
+        from mobench.tinylm import build_model, train_tokenizer
+
+        tokenizer = train_tokenizer(self.splits().tokenizer_corpus(), self.lm_spec.vocab_size)
+        return build_model(self.lm_spec, tokenizer, ctx.seed), tokenizer
+
     def initial_policy(self, ctx: RunContext) -> PolicyState:
         def build(directory: Path) -> dict[str, Any]:
-            from mobench.tinylm import build_model, save_pretrained, train_tokenizer
+            from mobench.tinylm import save_pretrained
             from mobench.training import run_sft
 
             splits = self.splits()
-            tokenizer = train_tokenizer(splits.tokenizer_corpus(), self.lm_spec.vocab_size)
-            model = build_model(self.lm_spec, tokenizer, ctx.seed)
+            model, tokenizer = self.base_model(ctx)
             eos = tokenizer.eos_token
             pairs = [(p.text, reply + eos) for p, reply in splits.sft]
             held_out = [(p.text, p.references[0] + eos) for p in splits.validation if p.references]

@@ -66,7 +66,11 @@ def quiet_libraries() -> None:
 
 
 def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
-    return dict(output_dir=output_dir, use_cpu=True, bf16=False, report_to=[], save_strategy="no",
+    import torch
+
+    gpu = torch.cuda.is_available()
+    # bf16 on a GPU; fp32 on the CPU (trl's bf16 default fails or crawls there).
+    return dict(output_dir=output_dir, use_cpu=not gpu, bf16=gpu, report_to=[], save_strategy="no",
                 seed=seed, data_seed=seed, disable_tqdm=True, dataloader_num_workers=0,
                 activation_checkpointing=False, lr_scheduler_type="constant")
 

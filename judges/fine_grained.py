@@ -1,0 +1,197 @@
+"""FineGrainedRLHF's three reward models for long-form QA (Wu et al. 2023; paper appendix 2), read as
+the repo's `tasks/qa_feedback/training/reward.py` reads them.
+
+* fg-relevance (sub-sentence level): a Longformer token classifier over
+  "question: {q} answer: </s> seg1 </s> seg2 …" (no passages), labels [Ignore, NF-ERR, O]; a segment
+  is relevant when O beats NF-ERR at its "</s>". Score: the share of relevant sub-sentences.
+* fg-factuality (sentence level): the same over "{prompt} answer: </s> sent1 …" (with passages),
+  labels [F-ERR, Ignore, O]; O must beat F-ERR. Score: the share of factual sentences.
+* fg-completeness: a Longformer regressor over "{prompt} answer: {answer}", standardised as the
+  repo does, (r − mean) / std with its mean −0.4468 and std 8.3012.
+
+Sentences come from spaCy's en_core_web_sm (as the reference); sub-sentences split a sentence after
+words ending in , ; ! ? while keeping at least 5 words per piece. `segmenter=regex` splits sentences
+at . ! ? followed by a space instead (no spaCy model needed; an approximation, so it is a separate,
+named choice rather than a fallback). The checkpoints are distributed by the authors (Google Drive),
+not on the hub: `model=PATH` is required.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import field, make_dataclass
+from typing import Any, ClassVar
+
+from mobench.data_paper import qa_question
+from mobench.errors import MobenchError
+from mobench.judge import Judge
+from mobench.registry import judges
+from mobench.textdata import prompt_text
+
+SEP = "</s>"
+MIN_SUBSENTENCE_WORDS = 5
+
+
+def _params(extra: list[tuple[str, type, Any]] | None = None) -> type:
+    return make_dataclass("FineGrainedParams", [
+        ("model", str, field(default="", metadata={"help": "local folder of the authors' checkpoint (required)"})),
+        ("segmenter", str, field(default="spacy", metadata={"help": "spacy (reference) or regex"})),
+        ("batch_size", int, field(default=8, metadata={"help": "answers per forward pass"})),
+        ("device", str, field(default="auto", metadata={"help": "auto, cpu or cuda"})),
+        *(extra or []),
+    ], frozen=True)
+
+
+def sentence_spans(text: str, segmenter: str) -> list[str]:
+    if segmenter == "regex":
+        return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+    if segmenter != "spacy":
+        raise MobenchError(f"segmenter must be spacy or regex, got {segmenter!r}")
+    try:
+        import spacy
+
+        nlp = _spacy_model(spacy)
+    except (ImportError, OSError) as exc:
+        raise MobenchError(f"the fine-grained judges segment with spaCy's en_core_web_sm ({exc}); install it, or "
+                           "pass segmenter=regex") from None
+    return [s.text for s in nlp(text).sents if s.text.strip()]
+
+
+_NLP: dict[str, Any] = {}
+
+
+def _spacy_model(spacy: Any) -> Any:
+    if "nlp" not in _NLP:
+        _NLP["nlp"] = spacy.load("en_core_web_sm")
+    return _NLP["nlp"]
+
+
+def subsentences(sentence: str) -> list[str]:
+    """Split after words ending in , ; ! ? while every piece keeps >= 5 words (the last one merges back)."""
+    words = sentence.split()
+    pieces: list[list[str]] = [[]]
+    for word in words:
+        pieces[-1].append(word)
+        if word[-1:] in ",;!?" and len(pieces[-1]) >= MIN_SUBSENTENCE_WORDS:
+            pieces.append([])
+    if not pieces[-1]:
+        pieces.pop()
+    if len(pieces) > 1 and len(pieces[-1]) < MIN_SUBSENTENCE_WORDS:
+        tail = pieces.pop()
+        pieces[-1].extend(tail)
+    return [" ".join(p) for p in pieces if p]
+
+
+def segment_input(head: str, segments: Sequence[str]) -> str:
+    return f"{head} answer: " + " ".join(f"{SEP} {segment}" for segment in segments)
+
+
+class _Longformer(Judge):
+    kind: ClassVar[str] = "token"
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        self._loaded: tuple[Any, Any, str] | None = None
+
+    def _load(self) -> tuple[Any, Any, str]:
+        if self._loaded is None:
+            import torch
+            from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
+                                      AutoTokenizer)
+
+            if not self.params.model:
+                raise MobenchError(f"judge {self.name!r} needs model=PATH: the FineGrainedRLHF reward models are "
+                                   "distributed by the authors, not on the hub")
+            device = self.params.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            tokenizer = AutoTokenizer.from_pretrained(self.params.model, add_prefix_space=True)
+            cls = AutoModelForTokenClassification if self.kind == "token" else AutoModelForSequenceClassification
+            model = cls.from_pretrained(self.params.model).to(device).eval()
+            self._loaded = (model, tokenizer, device)
+        return self._loaded
+
+
+class _SegmentJudge(_Longformer):
+    error_index: ClassVar[int]  # the error label's logit
+    ok_index: ClassVar[int] = 2  # "O"
+
+    def segments(self, output: str) -> list[str]:
+        raise NotImplementedError
+
+    def head(self, prompt: Any) -> str:
+        raise NotImplementedError
+
+    def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
+        import torch
+
+        model, tokenizer, device = self._load()
+        sep_id = tokenizer.convert_tokens_to_ids(SEP)
+        texts = ["" if o is None else str(o).strip() for o in outputs]
+        segs = [self.segments(t) for t in texts]
+        scores = [0.0] * len(texts)  # an empty answer has nothing relevant or factual in it
+        todo = [i for i, s in enumerate(segs) if s]
+        for start in range(0, len(todo), self.params.batch_size):
+            chunk = todo[start:start + self.params.batch_size]
+            words = [segment_input(self.head(prompts[i]), segs[i]).split() for i in chunk]
+            encoded = tokenizer(words, is_split_into_words=True, truncation=True, padding=True, return_tensors="pt")
+            with torch.inference_mode():
+                logits = model(**encoded.to(device)).logits.float().cpu()
+            for row, i in enumerate(chunk):
+                positions = (encoded["input_ids"][row] == sep_id).nonzero().flatten().tolist()[: len(segs[i])]
+                ok = [bool(logits[row, p, self.ok_index] > logits[row, p, self.error_index]) for p in positions]
+                scores[i] = sum(ok) / len(segs[i])  # a segment cut off by truncation counts as not judged O
+        return scores
+
+
+@judges.register("fg-relevance")
+class FineGrainedRelevance(_SegmentJudge):
+    """FineGrainedRLHF relevance RM: share of sub-sentences without irrelevance/repetition errors."""
+
+    Params = _params()
+    error_index = 1  # NF-ERR
+
+    def segments(self, output: str) -> list[str]:
+        return [p for s in sentence_spans(output, self.params.segmenter) for p in subsentences(s)]
+
+    def head(self, prompt: Any) -> str:
+        return f"question: {qa_question(prompt)}"
+
+
+@judges.register("fg-factuality")
+class FineGrainedFactuality(_SegmentJudge):
+    """FineGrainedRLHF factuality RM: share of sentences without factual errors (judged with the passages)."""
+
+    Params = _params()
+    error_index = 0  # F-ERR
+
+    def segments(self, output: str) -> list[str]:
+        return sentence_spans(output, self.params.segmenter)
+
+    def head(self, prompt: Any) -> str:
+        return " ".join(prompt_text(prompt).split())
+
+
+@judges.register("fg-completeness")
+class FineGrainedCompleteness(_Longformer):
+    """FineGrainedRLHF completeness RM: standardised preference score of the whole answer."""
+
+    Params = _params([("mean", float, field(default=-0.44677690555995353, metadata={"help": "score mean"})),
+                      ("std", float, field(default=8.301160619054132, metadata={"help": "score std"}))])
+    kind = "sequence"
+
+    def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
+        import torch
+
+        model, tokenizer, device = self._load()
+        texts = [f"{' '.join(prompt_text(p).split())} answer: {'' if o is None else str(o).strip()}"
+                 for p, o in zip(prompts, outputs)]
+        scores: list[float] = []
+        for start in range(0, len(texts), self.params.batch_size):
+            encoded = tokenizer(texts[start:start + self.params.batch_size], truncation=True, padding=True,
+                                return_tensors="pt")
+            with torch.inference_mode():
+                raw = model(**encoded.to(device)).logits.float().squeeze(-1).cpu()
+            scores += ((raw - self.params.mean) / self.params.std).tolist()
+        return scores

@@ -1,0 +1,116 @@
+"""Reading the paper tasks' datasets, following the reference code's conventions (RiC, Yang et al.
+2024, `ric/utils.py`; MOD reuses it).
+
+* hh-rlhf rows are whole transcripts (`chosen`, `rejected`: "\\n\\nHuman: …\\n\\nAssistant: …").
+  The prompt is everything before the last "\\n\\nAssistant:", then " \\n\\nAssistant:" (RiC's form,
+  also the helpful/harmless reward models' input format); the response is the last reply, stripped.
+  Evaluation: the test split, every 4th row (RiC / MOD).
+* summarize_from_feedback (`comparisons`): the prompt is
+  "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
+  with the post's newlines replaced by spaces; the SFT target is the preferred summary. Evaluation:
+  the validation split, posts of 100–1200 characters, one per post id (sorted by id), the first 2000.
+* FineGrainedRLHF qa_feedback (local JSON files of the repo's tasks/qa_feedback/data): `text` is the
+  policy prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
+  [[title, sentence, …], …] the evidence, `question` the question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from mobench.textdata import MiniSplits, TextPrompt
+
+ASSISTANT = "\n\nAssistant:"
+SUMMARY_INSTRUCTION = "Generate a one-sentence summary of this post."
+
+
+def split_hh(transcript: str) -> tuple[str, str]:
+    """(prompt, response) of an hh-rlhf transcript, as RiC splits it."""
+    parts = transcript.split(ASSISTANT)
+    if len(parts) < 2:
+        raise ValueError(f"not an hh-rlhf transcript (no {ASSISTANT!r}): {transcript[:60]!r}")
+    return ASSISTANT.join(parts[:-1]) + " " + ASSISTANT, parts[-1].strip()
+
+
+def summary_prompt(post: str) -> str:
+    return f"### Instruction: {SUMMARY_INSTRUCTION} ### Input: {clean_post(post)} ### Response: "
+
+
+def clean_post(post: str) -> str:
+    return post.replace("\n", " ").strip()
+
+
+def _id(*parts: str) -> str:
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:12]
+
+
+def _evenly(items: Sequence[Any], n: int) -> list[Any]:
+    """n items spread evenly over `items` (all when n is 0 or covers them): deterministic, unbiased by order."""
+    if n <= 0 or n >= len(items):
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
+              n_validation: int, n_test: int) -> MiniSplits:
+    """SFT on train `chosen` replies; RL and validation prompts from other train rows; test = every 4th test row."""
+    train = []
+    for row in train_rows:
+        prompt, response = split_hh(row["chosen"])
+        if response:
+            train.append(TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
+    sft_part, rest = train[0::2], train[1::2]  # alternate rows, so SFT and RL prompts never coincide
+    sft = [(p, p.references[0]) for p in _evenly(sft_part, n_sft)]
+    validation = _evenly(rest[1::2], n_validation)
+    rl = _evenly(rest[0::2], n_rl)
+    test = []
+    for row in test_rows[0::4]:
+        prompt, response = split_hh(row["chosen"])
+        test.append(TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
+    return MiniSplits(sft=sft, rl=rl, validation=validation, test=test[:n_test] if n_test else test)
+
+
+def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
+                   n_validation: int, n_test: int) -> MiniSplits:
+    def prompt_of(row: dict[str, Any]) -> TextPrompt | None:
+        post = (row.get("info") or {}).get("post")
+        if not post:
+            return None
+        summary = row["summaries"][row["choice"]]["text"].replace("\n", " ").strip()
+        return TextPrompt(summary_prompt(post), references=(summary,), source=clean_post(post),
+                          id=f"summary:{(row.get('info') or {}).get('id') or _id(post)}")
+
+    train = [p for p in (prompt_of(r) for r in train_rows) if p is not None]
+    sft_part, rest = train[0::2], train[1::2]
+    unique: dict[str, dict[str, Any]] = {}
+    for row in eval_rows:
+        info = row.get("info") or {}
+        post = info.get("post")
+        if info.get("id") is not None and post is not None and 100 < len(post) < 1200:
+            unique.setdefault(info["id"], row)
+    test = [prompt_of(unique[key]) for key in sorted(unique)][:2000]
+    return MiniSplits(sft=[(p, p.references[0]) for p in _evenly(sft_part, n_sft)],
+                      rl=_evenly(rest[0::2], n_rl), validation=_evenly(rest[1::2], n_validation),
+                      test=[p for p in test if p is not None][: n_test or None])
+
+
+def passages_text(passages: Sequence[Sequence[str]]) -> str:
+    return " ".join(f"wikipage: {p[0]} text: {' '.join(p[1:])}" for p in passages if p)
+
+
+def qa_prompt(row: dict[str, Any]) -> TextPrompt:
+    answers = row.get("answer") or []
+    answers = [answers] if isinstance(answers, str) else list(answers)
+    text = " ".join(row["text"].split())
+    return TextPrompt(text, references=tuple(answers), source=passages_text(row.get("passages") or []),
+                      id=f"qa:{_id(text)}")
+
+
+def qa_question(prompt: TextPrompt | str) -> str:
+    """The question of a qa_feedback prompt ("question: … context: …")."""
+    text = prompt.text if isinstance(prompt, TextPrompt) else str(prompt)
+    head = text.split(" context:")[0]
+    return head[len("question:"):].strip() if head.startswith("question:") else head.strip()

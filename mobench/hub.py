@@ -1,0 +1,99 @@
+"""Models and datasets of the paper tasks: a hub id or a local path, checked before any work.
+
+Every asset is named by a role (e.g. "dataset", "policy", "helpful reward model") and a source,
+which is either a Hugging Face hub id or a local path (a folder saved with save_pretrained, or data
+files). Offline mode is explicit: `mobench run --offline` (or HF_HUB_OFFLINE=1) allows only local
+paths and what the hub cache already holds, and `require` fails fast, naming every missing asset
+and the parameter that points it at a local copy. Reachability is cheap to compute (no downloads,
+no torch), so `mobench ls tasks` can show it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mobench.errors import MobenchError
+
+OFFLINE_ENV = ("MOBENCH_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+DATA_SUFFIXES = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Asset:
+    role: str  # what it is for, e.g. "helpful reward model"
+    source: str  # hub id or local path
+    kind: Literal["model", "dataset"]
+    param: str  # how to point it at a local copy, e.g. "dataset=PATH" (named in errors)
+
+
+def offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_ENV)
+
+
+def set_offline() -> None:
+    """Make every library refuse the network (transformers, datasets, huggingface_hub)."""
+    for name in OFFLINE_ENV:
+        os.environ[name] = "1"
+
+
+def is_local(source: str) -> bool:
+    return source.startswith(("/", "./", "../", "~")) or Path(source).expanduser().exists()
+
+
+def _hub_cache() -> Path:
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return Path(os.environ.get("HF_HUB_CACHE", home / "hub"))
+
+
+def status(asset: Asset) -> str:
+    """'local', 'cached', 'hub' (will download), or 'missing: why'."""
+    if not asset.source:
+        return "missing: not set"
+    if is_local(asset.source):
+        return "local" if Path(asset.source).expanduser().exists() else f"missing: no such path {asset.source}"
+    folder = _hub_cache() / f"{asset.kind}s--{asset.source.replace('/', '--')}"
+    if folder.is_dir() and any(folder.glob("snapshots/*")):
+        return "cached"
+    return "missing: not in the hub cache (offline)" if offline() else "hub"
+
+
+def require(assets: Sequence[Asset]) -> None:
+    """Raise one clear error naming every asset that cannot be reached."""
+    missing = [(a, status(a)) for a in assets]
+    missing = [(a, s) for a, s in missing if s.startswith("missing")]
+    if missing:
+        lines = [f"  - {a.role}: {a.source or '(none)'} ({s[len('missing: '):]}); give a local copy with {a.param}"
+                 for a, s in missing]
+        raise MobenchError("these assets are not reachable:\n" + "\n".join(lines))
+
+
+def load_rows(source: str, split: str, config: str | None = None, data_dir: str | None = None) -> list[dict[str, Any]]:
+    """Rows of a dataset split, from the hub or from local files.
+
+    A local source is a data file (.json/.jsonl/.parquet/.csv, taken as the split itself), a folder
+    saved with `Dataset.save_to_disk`, or a folder holding `SPLIT.{jsonl,json,parquet,csv}`."""
+    from datasets import load_dataset, load_from_disk
+
+    from mobench.training import quiet_libraries
+
+    quiet_libraries()
+    if is_local(source):
+        path = Path(source).expanduser()
+        if path.is_file():
+            return list(load_dataset(DATA_SUFFIXES.get(path.suffix, "json"), data_files=str(path), split="train"))
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            loaded = load_from_disk(str(path))
+            return list(loaded[split] if hasattr(loaded, "keys") else loaded)
+        for suffix, builder in DATA_SUFFIXES.items():
+            candidate = path / f"{split}{suffix}"
+            if candidate.exists():
+                return list(load_dataset(builder, data_files=str(candidate), split="train"))
+        raise MobenchError(f"{source} holds no {split} split ({split}.jsonl/.json/.parquet/.csv or save_to_disk)")
+    try:
+        return list(load_dataset(source, name=config, data_dir=data_dir, split=split))
+    except Exception as exc:  # datasets raises many types; the message is what a user needs
+        raise MobenchError(f"cannot load dataset {source!r} (split {split}): {exc}") from None

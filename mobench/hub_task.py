@@ -1,0 +1,170 @@
+"""The policy family of the paper tasks: a pretrained causal LM from the hub (or a local folder),
+fine-tuned on the task's SFT data, then the same RL, merging, value models and decoding engine as
+the mini tasks (`mobench.text_task`).
+
+Presets (paper Table 1 and a small one for single-GPU trials) name the base model, the LoRA shape
+of RL, and the SFT settings; `policy=ID_OR_PATH` replaces the preset's model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from mobench.errors import MobenchError
+from mobench.hub import Asset, load_rows, require
+from mobench.judge import Judge
+from mobench.registry import judges as judge_registry
+from mobench.text_task import TextTask, TextTaskParams
+from mobench.textdata import MiniSplits
+from mobench.training import SFTSettings
+
+if TYPE_CHECKING:
+    from mobench.context import RunContext
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str
+    lora_r: int  # RL trains LoRA adapters of this rank (0: full weights)
+    sft_learning_rate: float
+    sft_batch_size: int
+    note: str
+
+
+PRESETS = {
+    # Paper Table 1: Llama-2-7B, LoRA r 64 / alpha 128, SFT lr 1.41e-4, batch 32.
+    "llama2-7b": Preset("meta-llama/Llama-2-7b-hf", 64, 1.41e-4, 32, "paper Table 1 (one H100: LoRA RL)"),
+    # For single-GPU trials and CPU smoke runs.
+    "small": Preset("HuggingFaceTB/SmolLM2-135M", 0, 5e-5, 16, "135M parameters, full-weight RL"),
+    "gpt2": Preset("openai-community/gpt2", 0, 5e-5, 16, "124M parameters, full-weight RL"),
+}
+
+
+@dataclass(frozen=True)
+class PaperTaskParams(TextTaskParams):
+    preset: str = field(default="small", metadata={"help": f"policy preset: {', '.join(PRESETS)}"})
+    policy: str = field(default="", metadata={"help": "base model id or local folder (overrides the preset's)"})
+    dataset: str = field(default="", metadata={"help": "dataset id or local path (default: the task's hub id)"})
+    n_sft: int = field(default=20000, metadata={"help": "SFT examples used (0: all)"})
+    n_rl: int = field(default=2000, metadata={"help": "RL prompts"})
+    n_validation: int = field(default=200, metadata={"help": "validation prompts (γ, α, β selection)"})
+    judge_models: tuple[str, ...] = field(default=(), metadata={
+        "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        if self.n_sft < 0 or self.n_rl < 1 or self.n_validation < 1:
+            raise ValueError("n_sft must be >= 0, n_rl and n_validation >= 1")
+        for entry in self.judge_models:
+            if "=" not in entry:
+                raise ValueError(f"judge_models entries are OBJECTIVE=PATH, got {entry!r}")
+
+
+class HubTextTask(TextTask):
+    """Base of the paper tasks. Subclasses set `default_dataset`, the judges' asset roles, and
+    `build_splits(rows_by_split)`."""
+
+    Params = PaperTaskParams
+    default_dataset: ClassVar[str] = ""
+    dataset_config: ClassVar[str | None] = None
+    dataset_splits: ClassVar[tuple[str, str]] = ("train", "test")  # (training rows, evaluation rows)
+    data_version = "1"
+
+    # --- assets ----------------------------------------------------------------------------------
+    @property
+    def preset(self) -> Preset:
+        return PRESETS[self.params.preset]
+
+    def policy_source(self) -> str:
+        return self.params.policy or self.preset.model
+
+    def dataset_source(self) -> str:
+        return self.params.dataset or self.default_dataset
+
+    def assets(self) -> list[Asset]:
+        """Everything this task loads: the dataset, the base policy, and each judge's model."""
+        found = [Asset("dataset", self.dataset_source(), "dataset", "dataset=PATH"),
+                 Asset("policy base model", self.policy_source(), "model", "policy=PATH")]
+        for objective, judge in zip(self.objectives, self.judges):
+            source = getattr(judge.params, "model", None)
+            if source is not None:
+                found.append(Asset(f"{objective.name} judge ({judge.name})", source, "model",
+                                   f"judge_models=[{objective.name}=PATH]"))
+        return found
+
+    def check_assets(self) -> None:
+        require(self.assets())
+
+    @cached_property
+    def judges(self) -> list[Judge]:
+        """The objectives' judges, with `judge_models` pointing them at local copies."""
+        paths = dict(entry.split("=", 1) for entry in self.params.judge_models)
+        unknown = set(paths) - {o.name for o in self.objectives}
+        if unknown:
+            raise MobenchError(f"judge_models names {sorted(unknown)}, not objectives of {self.name} "
+                               f"({', '.join(o.name for o in self.objectives)})")
+        return [judge_registry.create(o.judge, overrides={"model": paths[o.name]} if o.name in paths else None)
+                for o in self.objectives]
+
+    def __init__(self, params: Any = None) -> None:
+        super().__init__(params)
+        # A preset with LoRA (Llama-2-7B: r 64, α 128, paper Table 1) trains adapters when lora_r is left
+        # at 0: full-weight RL of a 7B model does not fit one GPU.
+        if self.params.lora_r == 0 and self.preset.lora_r:
+            import dataclasses
+
+            self.params = dataclasses.replace(self.params, lora_r=self.preset.lora_r)
+
+    # --- data --------------------------------------------------------------------------------------
+    def splits(self) -> MiniSplits:
+        return _cached_splits(self)
+
+    def load_splits(self) -> MiniSplits:
+        """Read the dataset (hub or local) and build the task's splits."""
+        train_split, eval_split = self.dataset_splits
+        source = self.dataset_source()
+        return self.build_splits(load_rows(source, train_split, self.dataset_config),
+                                 load_rows(source, eval_split, self.dataset_config))
+
+    def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
+        raise NotImplementedError
+
+    # --- policy ------------------------------------------------------------------------------------
+    def sft_settings(self) -> SFTSettings:
+        return SFTSettings(steps=self.params.sft_steps, batch_size=self.preset.sft_batch_size,
+                           learning_rate=self.preset.sft_learning_rate, warmup_steps=min(100, self.params.sft_steps // 10),
+                           max_length=1024)
+
+    def _sft_recipe(self) -> dict[str, Any]:
+        return {"data": self.name, "data_version": self.data_version, "dataset": self.dataset_source(),
+                "data_sha": self.data_fingerprint, "policy_model": self.policy_source(),
+                "sft": self.sft_settings().to_dict()}
+
+    def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        source = self.policy_source()
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        config_type = getattr(__import__("transformers").AutoConfig.from_pretrained(source), "is_encoder_decoder", False)
+        if config_type:
+            raise MobenchError(f"{source} is an encoder-decoder model; the decoding engine steers causal LMs only "
+                               "(use preset=small or a causal policy)")
+        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+        return model, tokenizer
+
+
+@lru_cache(maxsize=8)
+def _cached_splits(task: HubTextTask) -> MiniSplits:
+    require([a for a in task.assets() if a.kind == "dataset"])  # runs check every asset; data needs only this
+    return task.load_splits()

@@ -1,0 +1,127 @@
+"""The paper's tasks (section 5.1, appendix 2) on their real datasets and judges.
+
+Hub ids are the defaults; every dataset, policy and judge model accepts a local path instead
+(`--task hh2:dataset=/data/hh-rlhf:policy=/models/llama`, judge models through the judge spec
+parameters below). Nothing loads until a run needs it, and a missing asset is reported before any
+work (`mobench ls tasks` shows what is reachable). The policy is a pretrained causal LM (preset
+`small` = SmolLM2-135M by default; `preset=llama2-7b` is the paper's Table 1) — see
+`mobench.hub_task`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mobench.data_paper import hh_splits, qa_prompt, summary_splits
+from mobench.hub_task import HubTextTask, PaperTaskParams
+from mobench.registry import tasks
+from mobench.task import Objective
+from mobench.textdata import MiniSplits
+
+
+@dataclass(frozen=True)
+class HHParams(PaperTaskParams):
+    max_new_tokens: int = field(default=128, metadata={"help": "reply length limit (paper: 128)"})
+    n_test: int = field(default=500, metadata={"help": "test prompts (every 4th test row; the paper ~2k)"})
+    samples: int = field(default=1, metadata={"help": "sampled replies per test prompt"})
+
+
+@dataclass(frozen=True)
+class SummaryParams(PaperTaskParams):
+    max_new_tokens: int = field(default=48, metadata={"help": "summary length limit (paper: 48)"})
+    n_test: int = field(default=500, metadata={"help": "test posts (the paper: 2000)"})
+    samples: int = field(default=1, metadata={"help": "sampled summaries per post"})
+
+
+@dataclass(frozen=True)
+class QAParams(PaperTaskParams):
+    max_new_tokens: int = field(default=200, metadata={"help": "answer length limit (paper: 200)"})
+    n_test: int = field(default=500, metadata={"help": "test questions (test.json has 948)"})
+    samples: int = field(default=1, metadata={"help": "sampled answers per question"})
+
+
+class _HH(HubTextTask):
+    Params = HHParams
+    default_dataset = "Anthropic/hh-rlhf"
+    reference_point = (-10.0, -10.0)
+    reference_point_note = "below every raw reward-model score the reference code reports"
+
+    def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
+        p = self.params
+        return hh_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation, p.n_test)
+
+
+@tasks.register("hh1")
+class HH1(_HH):
+    """Helpful vs harmless assistant replies on Anthropic hh-rlhf (reward models of Ray2333)."""
+
+    objectives = (Objective("helpful", "rm-helpful"), Objective("harmless", "rm-harmless"))
+
+
+@tasks.register("hh2")
+class HH2(_HH):
+    """Helpful vs humorous assistant replies on Anthropic hh-rlhf (helpful RM, humor-no-humor)."""
+
+    objectives = (Objective("helpful", "rm-helpful"), Objective("humor", "rm-humor"))
+
+
+@tasks.register("summary")
+class Summary(HubTextTask):
+    """Faithful vs good one-sentence summaries of Reddit posts (openai/summarize_from_feedback)."""
+
+    Params = SummaryParams
+    objectives = (Objective("faithful", "rm-faithful"), Objective("summary", "rm-summary"))
+    default_dataset = "openai/summarize_from_feedback"
+    dataset_config = "comparisons"
+    dataset_splits = ("train", "validation")
+    reference_point = (-10.0, -10.0)
+    reference_point_note = "below every raw reward-model score the reference code reports"
+
+    def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
+        p = self.params
+        return summary_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation, p.n_test)
+
+
+class _LFQA(HubTextTask):
+    """Long-form QA on FineGrainedRLHF qa_feedback (files of the repo's tasks/qa_feedback/data)."""
+
+    Params = QAParams
+    default_dataset = ""  # not on the hub: dataset=PATH to the folder with train_1k.json, train.json, dev.json, test.json
+    reference_point = (-1.0, -1.0)
+    reference_point_note = "the lowest segment ratio / standardised completeness"
+
+    def dataset_source(self) -> str:
+        return self.params.dataset or "./qa_feedback/data"
+
+    def load_splits(self) -> MiniSplits:
+        """Four files: train_1k (SFT), train (RL prompts), dev (validation), test."""
+        from mobench.data_paper import _evenly
+        from mobench.hub import load_rows
+
+        source = self.dataset_source()
+        rows = {name: load_rows(source, name) for name in ("train_1k", "train", "dev", "test")}
+        p = self.params
+        sft = [(qa_prompt(r), qa_prompt(r).references[0]) for r in rows["train_1k"] if r.get("answer")]
+        return MiniSplits(sft=_evenly(sft, p.n_sft), rl=_evenly([qa_prompt(r) for r in rows["train"]], p.n_rl),
+                          validation=_evenly([qa_prompt(r) for r in rows["dev"]], p.n_validation),
+                          test=[qa_prompt(r) for r in rows["test"]][: p.n_test or None])
+
+
+FACTUALITY = Objective("factuality", "fg-factuality")
+RELEVANCE = Objective("relevance", "fg-relevance")
+COMPLETENESS = Objective("completeness", "fg-completeness")
+
+
+def _lfqa(name: str, objectives: tuple[Objective, ...], doc: str) -> None:
+    cls = type(name.replace("-", "_").upper(), (_LFQA,), {"objectives": objectives, "__doc__": doc,
+                                                         "reference_point": (-1.0,) * len(objectives),
+                                                         "__module__": __name__})
+    tasks.register(name)(cls)
+
+
+_lfqa("lfqa-fr", (FACTUALITY, RELEVANCE), "Long-form QA, factuality vs relevance (FineGrainedRLHF qa_feedback).")
+_lfqa("lfqa-cr", (COMPLETENESS, RELEVANCE), "Long-form QA, completeness vs relevance (FineGrainedRLHF qa_feedback).")
+_lfqa("lfqa-fc", (FACTUALITY, COMPLETENESS), "Long-form QA, factuality vs completeness (FineGrainedRLHF qa_feedback).")
+_lfqa("lfqa", (FACTUALITY, RELEVANCE, COMPLETENESS),
+      "Long-form QA, factuality, relevance and completeness (FineGrainedRLHF qa_feedback).")

@@ -1,0 +1,170 @@
+"""The paper tasks' real loading, prompt-building and scoring code on fixtures with the real schemas."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from paper_fixtures import (save_bart_classifier, save_causal_policy, save_distilbert_classifier,  # noqa: E402
+                            save_gpt2_classifier, save_longformer, write_hh, write_qa, write_summary)
+
+from mobench.data_paper import qa_question, split_hh, summary_prompt  # noqa: E402
+from mobench.registry import judges, tasks  # noqa: E402
+from mobench.textdata import TextPrompt  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def test_hh_split_matches_the_reference_code_by_hand():
+    transcript = ("\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke"
+                  "\n\nAssistant: Why did the chicken cross the road? \n")
+    prompt, response = split_hh(transcript)
+    assert prompt == "\n\nHuman: Hi there\n\nAssistant: Hello! How can I help?\n\nHuman: Tell me a joke \n\nAssistant:"
+    assert response == "Why did the chicken cross the road?"
+    # A human turn ending in letters of "Assistant:" keeps them (the reference's rstrip would eat them).
+    assert split_hh("\n\nHuman: Is it a giant\n\nAssistant: Yes.")[0] == "\n\nHuman: Is it a giant \n\nAssistant:"
+    with pytest.raises(ValueError, match="not an hh-rlhf transcript"):
+        split_hh("Human: no assistant turn")
+
+
+def test_summary_prompt_by_hand():
+    assert summary_prompt("My cat\nwon't eat.\n") == ("### Instruction: Generate a one-sentence summary of this post. "
+                                                     "### Input: My cat won't eat. ### Response: ")
+
+
+def test_hh_task_reads_local_rows(tmp_path):
+    data = write_hh(tmp_path / "hh")
+    task = tasks.create(f"hh2:dataset={data}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
+    splits = task.splits()
+    assert len(splits.sft) == 8 and len(splits.rl) == 5 and len(splits.validation) == 3
+    # Test = every 4th test row, capped at n_test.
+    assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008"]
+    prompt, reply = splits.sft[0]
+    assert prompt.text.endswith(" \n\nAssistant:") and reply.startswith("Why did the chicken")
+    assert not {p.id for p in splits.rl} & {p.id for p, _ in splits.sft}
+
+
+def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path):
+    task = tasks.create(f"summary:dataset={write_summary(tmp_path / 's')}:n_test=10:n_sft=6")
+    splits = task.splits()
+    # 100 < len(post) < 1200, post not None, one per id, sorted by id.
+    assert [p.id for p in splits.test] == ["summary:t3_00001", "summary:t3_00003", "summary:t3_00007"]
+    first = splits.test[0]
+    assert first.text.startswith("### Instruction: Generate a one-sentence summary of this post. ### Input: My cat")
+    assert "\n" not in first.text and first.source == first.text.split("### Input: ")[1].split(" ### Response")[0]
+    for prompt, reply in splits.sft:  # the preferred summary (choice = i % 2), newline-free
+        i = int(prompt.id.split("_")[1])
+        assert reply == f"summary {'AB'[i % 2]} of {i}"
+    assert len(splits.sft) == 6 and {int(p.id.split("_")[1]) % 2 for p in splits.rl} == {1}
+
+
+def test_qa_task_reads_the_four_files(tmp_path):
+    task = tasks.create(f"lfqa-fr:dataset={write_qa(tmp_path / 'qa')}:n_sft=5")
+    splits = task.splits()
+    assert len(splits.sft) == 5 and len(splits.rl) == 12 and len(splits.validation) == 6 and len(splits.test) == 6
+    prompt = splits.test[0]
+    assert prompt.text.startswith("question: Where did cat") and "wikipage: Page" in prompt.text
+    assert qa_question(prompt).startswith("Where did cat") and prompt.references
+
+
+def _manual(model_dir: Path, cls_name: str, text, pair=None, index: int = 0) -> float:
+    import transformers
+
+    tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = getattr(transformers, cls_name).from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        return float(model(**tok(text, pair, return_tensors="pt")).logits[0, index])
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {"gpt2-rm": save_gpt2_classifier(root / "gpt2-rm"), "humor": save_distilbert_classifier(root / "humor"),
+            "bart": save_bart_classifier(root / "bart"), "policy": save_causal_policy(root / "policy"),
+            "rel": save_longformer(root / "rel", "token", 3), "fact": save_longformer(root / "fact", "token", 3),
+            "comp": save_longformer(root / "comp", "sequence", 1)}
+
+
+def test_reward_model_judges_feed_the_reference_inputs_and_read_the_reference_logit(models):
+    hh = [TextPrompt("\n\nHuman: hi \n\nAssistant:"), TextPrompt("\n\nHuman: tell me a joke \n\nAssistant:")]
+    replies = ["hello, I can help", "why did the chicken cross the road"]
+    helpful = judges.create(f"rm-helpful:model={models['gpt2-rm']}:batch_size=2")
+    assert helpful.inputs(hh, replies) == ([p.text for p in hh], replies)
+    scores = helpful.score(hh, replies)
+    for prompt, reply, score in zip(hh, replies, scores):  # batched (padded) == one at a time
+        assert score == pytest.approx(_manual(models["gpt2-rm"], "AutoModelForSequenceClassification",
+                                              prompt.text, reply), abs=1e-4)
+    humor = judges.create(f"rm-humor:model={models['humor']}")
+    assert humor.inputs(hh, replies) == (replies, None)
+    assert humor.score(hh, replies)[1] == pytest.approx(
+        _manual(models["humor"], "AutoModelForSequenceClassification", replies[1], index=1), abs=1e-4)
+    posts = [TextPrompt("### Instruction: x ### Input: p ### Response: ", source="my cat sat on the mat")] * 2
+    faithful = judges.create(f"rm-faithful:model={models['bart']}")
+    assert faithful.inputs(posts, replies) == (replies, ["my cat sat on the mat"] * 2)
+    assert faithful.score(posts, replies)[0] == pytest.approx(
+        _manual(models["bart"], "AutoModelForSequenceClassification", replies[0], "my cat sat on the mat", 1), abs=1e-4)
+    summary = judges.create(f"rm-summary:model={models['gpt2-rm']}")
+    assert summary.inputs(posts, ["a cat"])[0] == ["a cat <|endoftext|> my cat sat on the mat"]
+    with pytest.raises(ValueError, match="carry their post"):
+        summary.score([TextPrompt("no post")], ["a cat"])
+
+
+def test_fine_grained_segments_and_scores(models):
+    from mobench.judges.fine_grained import SEP, segment_input, subsentences
+
+    assert subsentences("one two three four five, six seven eight nine ten, eleven") == [
+        "one two three four five,", "six seven eight nine ten, eleven"]
+    assert segment_input("question: q", ["a b.", "c d."]) == f"question: q answer: {SEP} a b. {SEP} c d."
+    prompt = TextPrompt("question: Where did the cat sit? context: wikipage: Cats text: The cat sat on the mat.")
+    answers = ["The cat sat on the mat. It was sunny, and the dog ran in the park all day long.", ""]
+    rel = judges.create(f"fg-relevance:model={models['rel']}:segmenter=regex")
+    fact = judges.create(f"fg-factuality:model={models['fact']}:segmenter=regex")
+    for judge in (rel, fact):
+        scores = judge.score([prompt] * 2, answers)
+        assert 0.0 <= scores[0] <= 1.0 and scores[1] == 0.0
+        assert scores == judge.score([prompt] * 2, answers)
+    comp = judges.create(f"fg-completeness:model={models['comp']}")
+    raw = _manual(models["comp"], "AutoModelForSequenceClassification",
+                  f"{' '.join(prompt.text.split())} answer: {answers[0]}")
+    assert comp.score([prompt], answers[:1])[0] == pytest.approx((raw + 0.44677690555995353) / 8.301160619054132,
+                                                                 abs=1e-4)
+    with pytest.raises(Exception, match="needs model=PATH"):
+        judges.create("fg-relevance").score([prompt], ["x"])
+
+
+def test_paper_task_runs_end_to_end_offline_on_local_copies(cli, models, tmp_path):
+    data = write_hh(tmp_path / "hh")
+    spec = (f"hh2:dataset={data}:policy={models['policy']}:judge_models=[helpful={models['gpt2-rm']},"
+            f"humor={models['humor']}]:sft_steps=2:rl_steps=1:n_sft=8:n_rl=4:n_validation=2:max_new_tokens=6")
+    result = cli("-q", "run", "--task", spec, "--methods", "sft,rs,mod", "--grid", "2", "--limit", "2",
+                 "--offline", "--out", "run")
+    assert result.code == 0, result.err
+    results = json.loads(Path("run/results.json").read_text())
+    assert results["task"]["params"]["n_test"] == 2
+    assert [o["judge"].split(":")[0] for o in results["task"]["objectives"]] == ["rm-helpful", "rm-humor"]
+    assert results["methods"]["rs"]["n_points"] == 2
+    sft = next(a for a in results["methods"]["sft"]["artifacts"] if a["kind"] == "sft-policy")
+    assert sft["recipe"]["policy"]["policy_model"] == str(models["policy"])
+
+
+def test_offline_run_names_every_missing_asset_before_any_work(cli):
+    result = cli("run", "--task", "hh1:dataset=/nowhere/hh", "--methods", "rs", "--offline")
+    assert result.code != 0
+    for expected in ("dataset: /nowhere/hh", "dataset=PATH", "policy base model: HuggingFaceTB/SmolLM2-135M",
+                     "Ray2333/gpt2-large-helpful-reward_model", "judge_models=[harmless=PATH]"):
+        assert expected in result.err
+
+
+def test_ls_tasks_lists_paper_tasks_with_their_assets(cli):
+    result = cli("ls", "tasks")
+    assert result.code == 0
+    for name in ("hh1", "hh2", "summary", "lfqa-fr", "lfqa-cr", "lfqa-fc", "lfqa"):
+        assert f" {name} " in result.out
+    assert "Anthropic/hh-rlhf" in result.out and "not set" in result.out
