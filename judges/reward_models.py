@@ -18,7 +18,7 @@ scores in MOD; RiC standardises them with training statistics, which a report ca
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import field, make_dataclass
 from typing import Any, ClassVar
 
 from mobench.judge import Judge
