@@ -237,7 +237,7 @@ class TextTask(Task):
         else:
             instance = copy.deepcopy(model)
             instance.load_state_dict(dict(state))
-        return instance.eval()
+        return instance.to(_device()).eval()
 
     def decoder(self, ctx: RunContext, plan: Plan, config: DecodeConfig | None = None) -> DecoderGenerator:
         from mobench.decoding import Decoder
@@ -354,9 +354,16 @@ class TextTask(Task):
         return self.generator(ctx, state).generate(list(prompts))
 
 
+def _device() -> str:
+    """Where decoding runs: the GPU when there is one (policies and guides move there), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _state_of(model: Any) -> dict[str, Any]:
     # Cloning unties shared tensors (GPT-2 ties lm_head to the embedding) so states can be saved and merged.
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
 def reply_statistics(outputs: Sequence[str]) -> dict[str, float]:

@@ -64,6 +64,10 @@ def load_pretrained(directory: Path) -> tuple[Any, Any]:
 
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(directory)
+    import torch
+
+    # bf16 where a GPU decodes (a 7B policy in fp32 would not fit); fp32 on the CPU.
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
     model.eval()
     return model, tokenizer
