@@ -88,9 +88,11 @@ class MODPO(Method):
     def own_preferences(self, task: Task) -> np.ndarray:
         return np.asarray([[w, 1.0 - w] for w in sorted(self.params.weights)])
 
-    def settings(self) -> DPOSettings:
+    def settings(self, task: Any) -> DPOSettings:
+        # The task's SFT length limit: trl drops pairs whose prompt alone reaches max_length.
         return DPOSettings(steps=self.params.steps, batch_size=self.params.batch_size,
-                           learning_rate=self.params.learning_rate, beta=self.params.beta)
+                           learning_rate=self.params.learning_rate, beta=self.params.beta,
+                           max_length=task.sft_settings().max_length)
 
     def prepare(self, ctx: RunContext) -> None:
         self.policies: dict[float, PolicyState] = {}
@@ -99,7 +101,7 @@ class MODPO(Method):
 
     def _policy(self, ctx: RunContext, w: float) -> PolicyState:
         task: Any = ctx.task
-        settings = self.settings()
+        settings = self.settings(task)
         recipe = {"policy": task.policy_recipe(), "pairs": {"source": "value-data: best vs worst SFT sample by "
                                                                       "objective 0", "min_gap": self.params.min_gap,
                                                             "value_data": task.value_data_recipe()},

@@ -14,9 +14,10 @@ Inference maps μ to targets (default, the reference evaluation's mapping):
 target_i = μ_i / ‖μ‖₂ · (max_i − min_i) + min_i, with [min_i, max_i] the normalised scores' range
 on the training set; `mapping=linf` divides by ‖μ‖_∞ instead.
 
-The condition is a first line `<NAME_score> v ...` before the task's own prompt; `parse_conditioned`
-inverts it exactly (prefix removal, never `str.rstrip`, which strips a character set and ate
-prompt characters in the reference code).
+The condition ` <NAME_score> v ...` goes where RiC puts it: right before the prompt's response marker
+("\n\nAssistant:", " ### Response:", the mini tasks' "\nAssistant:", "\nAnswer:", "\nTL;DR:"), or at
+the end of a prompt without one; `parse_conditioned` inverts it exactly (removal by position, never
+`str.rstrip`, which strips a character set and ate prompt characters in the reference code).
 """
 
 from __future__ import annotations
@@ -42,21 +43,43 @@ STATS_FILE = "ric_stats.json"
 _TAG = re.compile(r"<([A-Za-z0-9_-]+)_score> (-?\d+\.\d)")
 
 
+# Where a prompt hands over to the response; the scores go right before it, as RiC's reference code
+# puts them before "\n\nAssistant:" (hh) and before " ### Response:" (summary).
+RESPONSE_MARKERS = (" ### Response:", "\n\nAssistant:", "\nAssistant:", "\nAnswer:", "\nTL;DR:")
+_BLOCK = re.compile(r" <[A-Za-z0-9_-]+_score> -?\d+\.\d(?: <[A-Za-z0-9_-]+_score> -?\d+\.\d)*")
+
+
+def _split_point(prompt: str) -> int:
+    """Index where the score block goes: before the last response marker, else at the end."""
+    found = [prompt.rfind(m) for m in RESPONSE_MARKERS if prompt.rstrip().endswith(m.rstrip())]
+    found = [i for i in found if i >= 0]
+    return min(found) if found else len(prompt)  # the longest marker ("\\n\\nAssistant:" over "\\nAssistant:")
+
+
 def format_conditioned(prompt: str, names: Sequence[str], scores: Sequence[float]) -> str:
-    """`<n1_score> 0.5 <n2_score> -1.2` (one decimal) on a first line, then the prompt unchanged."""
+    """The prompt with ` <n1_score> 0.5 <n2_score> -1.2` (one decimal) inserted before its response
+    marker (e.g. "\n\nAssistant:"), or appended when it has none."""
     if len(names) != len(scores):
         raise ValueError(f"{len(names)} objectives but {len(scores)} scores")
-    head = " ".join(f"<{name}_score> {_one_decimal(score)}" for name, score in zip(names, scores))
-    return f"{head}\n{prompt}"
+    block = "".join(f" <{name}_score> {_one_decimal(score)}" for name, score in zip(names, scores))
+    at = _split_point(prompt)
+    return prompt[:at] + block + prompt[at:]
 
 
 def parse_conditioned(text: str) -> tuple[dict[str, float], str]:
-    """Inverse of `format_conditioned`: (scores by objective, the original prompt)."""
-    head, newline, rest = text.partition("\n")
-    pairs = _TAG.findall(head)
-    if not newline or not pairs or " ".join(f"<{n}_score> {v}" for n, v in pairs) != head:
+    """Inverse of `format_conditioned`: (scores by objective, the original prompt).
+
+    The block is removed by position (never with `str.rstrip`, which strips a character set and
+    ate prompt characters in the reference code)."""
+    blocks = list(_BLOCK.finditer(text))
+    if not blocks:
         raise ValueError(f"not a RiC-conditioned prompt: {text[:60]!r}")
-    return {name: float(value) for name, value in pairs}, rest
+    block = blocks[-1]
+    prompt = text[:block.start()] + text[block.end():]
+    if _split_point(prompt) != block.start():
+        raise ValueError(f"not a RiC-conditioned prompt (scores not before the response marker): {text[:60]!r}")
+    pairs = re.findall(r"<([A-Za-z0-9_-]+)_score> (-?\d+\.\d)", block.group(0))
+    return {name: float(value) for name, value in pairs}, prompt
 
 
 def _one_decimal(x: float) -> str:
@@ -112,7 +135,7 @@ class RiC(Method):
         recipe = {"policy": task.policy_recipe(), "ric": {"steps": steps, "online_rounds": self.params.online_rounds,
                                                           "online_steps": online_steps,
                                                           "quantile": self.params.quantile,
-                                                          "format": "<NAME_score> v.v line before the prompt"},
+                                                          "format": "' <NAME_score> v.v' block before the response marker"},
                   "seed": ctx.seed}
 
         def build(directory: Path) -> dict[str, Any]:

@@ -43,8 +43,10 @@ class RunContext:
     def artifact(self, kind: str, recipe: dict[str, Any], build: Callable[[Path], dict[str, Any] | None],
                  load: Callable[[Path], Any], uses_packages: tuple[str, ...] = ()) -> Any:
         """Load the artifact named by (kind, recipe), building it first if it is missing."""
+        from mobench.params import artifact_params
+
         full_recipe = {"task": self.task.name, "task_version": self.task.version,
-                       "task_params": self.task.resolved_params(), **recipe}
+                       "task_params": artifact_params(self.task.params), **recipe}
         packages = tuple(dict.fromkeys((*self.task.uses_packages, *uses_packages)))
 
         def logged_build(directory: Path) -> dict[str, Any] | None:

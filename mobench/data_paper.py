@@ -55,14 +55,16 @@ def _evenly(items: Sequence[Any], n: int) -> list[Any]:
 
 
 def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
-              n_validation: int, n_test: int) -> MiniSplits:
+              n_validation: int) -> MiniSplits:
     """SFT on train `chosen` replies; RL and validation prompts from other train rows; test = every 4th test row."""
-    train = []
+    train: dict[str, TextPrompt] = {}
     for row in train_rows:
         prompt, response = split_hh(row["chosen"])
         if response:
-            train.append(TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
-    sft_part, rest = train[0::2], train[1::2]  # alternate rows, so SFT and RL prompts never coincide
+            train.setdefault(f"hh:{_id(prompt)}", TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
+    # One row per distinct prompt (hh-rlhf repeats first turns), then alternate, so no prompt is in two splits.
+    unique = list(train.values())
+    sft_part, rest = unique[0::2], unique[1::2]
     sft = [(p, p.references[0]) for p in _evenly(sft_part, n_sft)]
     validation = _evenly(rest[1::2], n_validation)
     rl = _evenly(rest[0::2], n_rl)
@@ -70,11 +72,11 @@ def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
     for row in test_rows[0::4]:
         prompt, response = split_hh(row["chosen"])
         test.append(TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
-    return MiniSplits(sft=sft, rl=rl, validation=validation, test=test[:n_test] if n_test else test)
+    return MiniSplits(sft=sft, rl=rl, validation=validation, test=test)
 
 
 def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
-                   n_validation: int, n_test: int) -> MiniSplits:
+                   n_validation: int) -> MiniSplits:
     def prompt_of(row: dict[str, Any]) -> TextPrompt | None:
         post = (row.get("info") or {}).get("post")
         if not post:
@@ -83,7 +85,13 @@ def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, A
         return TextPrompt(summary_prompt(post), references=(summary,), source=clean_post(post),
                           id=f"summary:{(row.get('info') or {}).get('id') or _id(post)}")
 
-    train = [p for p in (prompt_of(r) for r in train_rows) if p is not None]
+    # One row per post (comparisons has several per post), then alternate: no post is in two splits.
+    by_post: dict[str, TextPrompt] = {}
+    for row in train_rows:
+        prompt = prompt_of(row)
+        if prompt is not None:
+            by_post.setdefault(prompt.id, prompt)
+    train = list(by_post.values())
     sft_part, rest = train[0::2], train[1::2]
     unique: dict[str, dict[str, Any]] = {}
     for row in eval_rows:
@@ -94,7 +102,7 @@ def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, A
     test = [prompt_of(unique[key]) for key in sorted(unique)][:2000]
     return MiniSplits(sft=[(p, p.references[0]) for p in _evenly(sft_part, n_sft)],
                       rl=_evenly(rest[0::2], n_rl), validation=_evenly(rest[1::2], n_validation),
-                      test=[p for p in test if p is not None][: n_test or None])
+                      test=[p for p in test if p is not None])
 
 
 def passages_text(passages: Sequence[Sequence[str]]) -> str:

@@ -22,6 +22,7 @@ StaticCache, so shapes stay static and `compile=True` (torch.compile, CUDA graph
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -181,7 +182,7 @@ def _combine(plan: Plan, outputs: dict[int, Any], vocab: int) -> tuple[Any, Any]
     if plan.base_form == "reverse-kl" or len(plan.base) == 1:
         base = sum(t.weight * logp(t.model) for t in plan.base)
     else:  # forward KL: −log Σ_i μ_i / π_i(v), the weighted harmonic mean of the experts
-        stacked = torch.stack([torch.log(torch.tensor(t.weight)) - logp(t.model) for t in plan.base])
+        stacked = torch.stack([math.log(t.weight) - logp(t.model) for t in plan.base])
         base = -torch.logsumexp(stacked, dim=0)
     guidance = torch.zeros_like(base)
     for term in plan.guides:
@@ -247,6 +248,10 @@ class Decoder:
         """New token ids (rows × max_new_tokens, pad after the end) for left-padded `ids`."""
         import torch
 
+        device = next(self.plan.base[0].model.parameters()).device
+        ids, mask = ids.to(device), mask.to(device)
+        if generator.device.type != device.type:
+            raise MobenchError(f"the sampling generator is on {generator.device} but the models on {device}")
         with torch.inference_mode():
             if self.config.mode == "beam":
                 return self._beam(ids, mask, generator)
@@ -287,7 +292,8 @@ class Decoder:
             token = torch.where(finished, torch.full_like(token, pad), token)
             if chunk is not None:
                 increment, latest = self._rank_terms(scores, outputs, token, vocab)
-                cumulative = cumulative + (~finished).float() * increment
+                # A finished row adds nothing (its pad token may score -inf, and 0 * -inf is NaN).
+                cumulative = cumulative + torch.where(finished, torch.zeros_like(increment), increment)
                 if latest is not None:
                     value = torch.where(finished, value, latest)
             new[:, step] = token

@@ -51,7 +51,8 @@ class PaperTaskParams(TextTaskParams):
     n_rl: int = field(default=2000, metadata={"help": "RL prompts"})
     n_validation: int = field(default=200, metadata={"help": "validation prompts (γ, α, β selection)"})
     judge_models: tuple[str, ...] = field(default=(), metadata={
-        "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]"})
+        "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]",
+        "eval_only": True})  # where a judge lives does not change what is trained (its id is in RL recipes)
 
     def __post_init__(self) -> None:
         super().__post_init__()

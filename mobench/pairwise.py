@@ -59,7 +59,8 @@ CRITERIA = {
     "relevance": "relevance: does every part of the response bear on the question asked?",
     "completeness": "completeness: does the response cover all the information the question asks for?",
 }
-_FIRST_LINE = re.compile(r"^\D*?(10|[1-9])(?:\s*/\s*10)?\D+?(10|[1-9])(?:\s*/\s*10)?\b")
+_SCALE = re.compile(r"\s*(?:/\s*10|out of 10)\b")
+_SCORE = re.compile(r"(?<![\d.])(10|[1-9])(?![\d.])")
 
 TEMPLATE_HASH = hashlib.sha256((SYSTEM_PROMPT + "\n" + USER_TEMPLATE).encode()).hexdigest()[:12]
 
@@ -73,8 +74,11 @@ def parse_scores(answer: str | None) -> tuple[int, int] | None:
     if not answer:
         return None
     first = answer.strip().splitlines()[0] if answer.strip() else ""
-    match = _FIRST_LINE.match(first)
-    return (int(match.group(1)), int(match.group(2))) if match else None
+    first = _SCALE.sub("", first)  # "8/10" and "8 out of 10" are one score, not two
+    if re.search(r"\d\.\d", first):  # "7.5 8": fractional scores are not the protocol's integers
+        return None
+    numbers = _SCORE.findall(first)
+    return (int(numbers[0]), int(numbers[1])) if len(numbers) == 2 else None
 
 
 class BudgetExceeded(MobenchError):
@@ -119,20 +123,20 @@ class VerdictCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, answer TEXT, usage TEXT)")
+        self._execute("CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, answer TEXT, usage TEXT)")
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.path, timeout=30)
+    def _execute(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        from contextlib import closing
+
+        with self._lock, closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            return db.execute(sql, args).fetchone()
 
     def get(self, key: str) -> str | None:
-        with self._lock, self._connect() as db:
-            row = db.execute("SELECT answer FROM verdicts WHERE key = ?", (key,)).fetchone()
+        row = self._execute("SELECT answer FROM verdicts WHERE key = ?", (key,))
         return None if row is None else row[0]
 
     def put(self, key: str, answer: str, usage: dict[str, int]) -> None:
-        with self._lock, self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", (key, answer, json.dumps(usage)))
+        self._execute("INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)", (key, answer, json.dumps(usage)))
 
 
 class PairwiseClient:
@@ -158,7 +162,8 @@ class PairwiseClient:
         return self._client
 
     def key(self, objective: str, prompt: str, first: str, second: str, order: str) -> str:
-        payload = [self.judge_id, self.settings.model, TEMPLATE_HASH, objective, prompt, first, second, order]
+        payload = [self.judge_id, self.settings.model, TEMPLATE_HASH, objective, criterion_for(objective), prompt,
+                   first, second, order]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
     def ask(self, objective: str, prompt: str, first: str, second: str, order: str) -> str:
@@ -172,7 +177,8 @@ class PairwiseClient:
                     {"role": "user", "content": USER_TEMPLATE.format(criterion=criterion_for(objective),
                                                                      prompt=prompt, first=first, second=second)}]
         answer, usage = self._request(messages)
-        self.cache.put(key, answer, usage)
+        if answer:  # an empty answer (content filter, cut off) is asked again on a rerun
+            self.cache.put(key, answer, usage)
         return answer
 
     def _check_budget(self) -> None:

@@ -224,3 +224,12 @@ def params_to_dict(params: Any) -> dict[str, Any]:
         value = getattr(params, field.name)
         out[field.name] = list(value) if isinstance(value, tuple) else value
     return out
+
+
+def artifact_params(params: Any) -> dict[str, Any]:
+    """The parameters that define trained artifacts: all but the fields marked `eval_only` (how many test
+    prompts, samples per prompt, where a judge's files live), so a `--limit` trial reuses every model."""
+    import dataclasses
+
+    skip = {f.name for f in dataclasses.fields(params) if f.metadata.get("eval_only")}
+    return {k: v for k, v in params_to_dict(params).items() if k not in skip}

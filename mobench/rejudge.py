@@ -47,12 +47,14 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
     if limit is not None and limit < 1:
         raise MobenchError(f"--limit must be >= 1, got {limit}")
     results = load_results(results_path)
-    task = tasks.create(results["config"]["task"])
+    # The task's own resolved spec: it carries run-time overrides such as --limit's n_test.
+    task = tasks.create(results["task"].get("spec") or results["config"]["task"])
     prompts = task.evaluation_prompts()
     cells = _cells(run_dir)
     if not cells:
         raise MobenchError(f"{run_dir}/cells holds no generations to judge")
-    n = min(len(prompts), limit or len(prompts))
+    shortest = min(len(c["samples"]) for by_mu in cells.values() for c in by_mu.values())
+    n = min(len(prompts), shortest, limit or len(prompts))
     records = [task.prompt_record(p) for p in prompts[:n]]
     texts = [prompt_text(p) for p in prompts[:n]]
     for method, by_mu in cells.items():
@@ -119,12 +121,14 @@ def _pairwise(judge: Any, task: Any, cells: dict[str, Any], prompts: list[Any], 
             candidates = [s["output"] for s in by_mu[mu]["samples"][:n]]
             references = [s["output"] for s in ref_cell["samples"][:n]]
             per_objective = {obj: judge.win_rates(obj, texts, candidates, references) for obj in objectives}
-            points.append({"mu": list(mu), "win_rates": [round(per_objective[o]["win_rate"], 6) for o in objectives],
-                           "counts": per_objective})
+            rates = [per_objective[o]["win_rate"] for o in objectives]
+            points.append({"mu": list(mu), "win_rates": [None if r != r else round(r, 6) for r in rates],  # NaN: no verdict
+                           "counts": {o: {**c, "win_rate": None if c["win_rate"] != c["win_rate"] else c["win_rate"]}
+                                      for o, c in per_objective.items()}})
             reporter.log(f"{judge.name}: {method} μ={list(mu)} win rates "
                          + ", ".join(f"{o} {per_objective[o]['win_rate']:.3f}" for o in objectives))
         entry: dict[str, Any] = {"points": points}
-        rates = np.asarray([p["win_rates"] for p in points], dtype=float)
+        rates = np.asarray([[np.nan if r is None else r for r in p["win_rates"]] for p in points], dtype=float)
         if len(points) and len(objectives) == len(names) and not np.isnan(rates).any():
             prefs = np.asarray([p["mu"] for p in points], dtype=float)
             entry["metrics"] = evaluate(prefs, rates, tuple([0.0] * len(objectives)))

@@ -39,8 +39,8 @@ class TextTaskParams:
     rl_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate"})
     kl_beta: float = field(default=0.04, metadata={"help": "KL penalty to the SFT reference"})
     lora_r: int = field(default=0, metadata={"help": "0: RL on full weights; r > 0: LoRA adapters of rank r"})
-    n_test: int = field(default=64, metadata={"help": "test prompts per preference"})
-    samples: int = field(default=2, metadata={"help": "sampled replies per test prompt"})
+    n_test: int = field(default=64, metadata={"help": "test prompts per preference", "eval_only": True})
+    samples: int = field(default=2, metadata={"help": "sampled replies per test prompt", "eval_only": True})
     max_new_tokens: int = field(default=32, metadata={"help": "reply length limit in tokens"})
 
     def __post_init__(self) -> None:
@@ -299,7 +299,7 @@ class TextTask(Task):
             decoder = Decoder(Plan(base=[Term(sft, 1.0)]), tokenizer, config, ctx.seed)
             table = self.splits().rl
             index = [i for i in range(len(table)) for _ in range(self.value_settings().samples_per_prompt)]
-            generator = torch.Generator().manual_seed(ctx.seed)
+            generator = torch.Generator(device=next(sft.parameters()).device).manual_seed(ctx.seed)
             prompt_ids, reply_ids = [], []
             for start in range(0, len(index), config.batch_size):
                 chunk = [table[i].text for i in index[start:start + config.batch_size]]
@@ -309,11 +309,12 @@ class TextTask(Task):
                     prompt_ids.append([t for t, m in zip(ids, mask) if m])
                     reply = []
                     for token in row:
+                        if token == tokenizer.eos_token_id:
+                            reply.append(token)  # the end token is part of the reply (its value is r)
+                            break
                         if token == tokenizer.pad_token_id:
                             break
                         reply.append(token)
-                        if token == tokenizer.eos_token_id:
-                            break
                     reply_ids.append(reply)
             texts = [t.strip() for t in tokenizer.batch_decode(reply_ids, skip_special_tokens=True)]
             rewards = self.score([table[i] for i in index], texts)

@@ -171,18 +171,15 @@ def margin_dpo_trainer() -> type:
     from trl import DPOTrainer
 
     class MarginDPOTrainer(DPOTrainer):
-        def __init__(self, *args: Any, margin_shift: Sequence[float], **kwargs: Any) -> None:
-            self._margin_shift = [float(x) for x in margin_shift]  # set first: trl precomputes in __init__
-            super().__init__(*args, **kwargs)
+        """Reads each pair's shift from its `margin_shift` column, which travels with the row through
+        trl's tokenisation and its filtering of over-long prompts (so shifts never misalign)."""
 
         def _precompute_ref_logps(self, dataset: Any, name: str, batch_size: int) -> Any:
             out = super()._precompute_ref_logps(dataset, name, batch_size)
-            if name != "train":
+            if "margin_shift" not in out.column_names:
                 return out
-            if len(out) != len(self._margin_shift):
-                raise RuntimeError(f"{len(out)} training pairs but {len(self._margin_shift)} margins")
             shifted = (torch.tensor(out["ref_chosen_logps"], dtype=torch.float64)
-                       + torch.tensor(self._margin_shift, dtype=torch.float64)).tolist()
+                       + torch.tensor(out["margin_shift"], dtype=torch.float64)).tolist()
             return out.remove_columns("ref_chosen_logps").add_column("ref_chosen_logps", shifted)
 
     return MarginDPOTrainer
@@ -201,25 +198,32 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
     quiet_libraries()
     if not main_weight > 0:
         raise ValueError(f"MODPO needs a positive main-objective weight, got {main_weight}")
-    dataset = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]}
-                                 for r in rows])
-    shift = [r["margin"] / settings.beta for r in rows]
-    output_dir = tempfile.mkdtemp(prefix="mobench-dpo-")
-    args = DPOConfig(**_common_args(seed, output_dir), max_steps=settings.steps,
-                     per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                     beta=settings.beta / main_weight, max_length=settings.max_length,
-                     precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
-    trainer = margin_dpo_trainer()(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
-                                   processing_class=tokenizer, margin_shift=shift)
-    if not train:
-        return trainer, {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        trainer.train()
     import shutil
 
-    shutil.rmtree(output_dir, ignore_errors=True)
+    from mobench.errors import MobenchError
+
+    dataset = Dataset.from_list([{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"],
+                                  "margin_shift": r["margin"] / settings.beta} for r in rows])
+    output_dir = tempfile.mkdtemp(prefix="mobench-dpo-")
+    try:
+        args = DPOConfig(**_common_args(seed, output_dir), max_steps=settings.steps,
+                         per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                         beta=settings.beta / main_weight, max_length=settings.max_length,
+                         precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
+        trainer = margin_dpo_trainer()(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
+                                       processing_class=tokenizer)
+        if len(trainer.train_dataset) == 0:
+            raise MobenchError(f"MODPO: every one of the {len(rows)} pairs has a prompt of >= {settings.max_length} "
+                               "tokens, which trl drops; raise max_length")
+        if not train:
+            return trainer, {}
+        with contextlib.redirect_stdout(io.StringIO()):
+            trainer.train()
+    finally:
+        shutil.rmtree(output_dir, ignore_errors=True)
     curve = [{"step": h["step"], "loss": round(h["loss"], 4),
               **({"margin": round(h["rewards/margins"], 4)} if "rewards/margins" in h else {})}
              for h in trainer.state.log_history if "loss" in h]
     model.eval()
-    return trainer, {"settings": settings.to_dict(), "main_weight": main_weight, "n_pairs": len(rows), "curve": curve}
+    return trainer, {"settings": settings.to_dict(), "main_weight": main_weight, "n_pairs": len(rows),
+                     "n_pairs_trained": len(trainer.train_dataset), "curve": curve}

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from mobench.errors import MobenchError
+
 OFFSET_KEY = "value_offset"
 
 
@@ -85,8 +87,9 @@ def _collate(prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]], pa
 
 
 def _predict(model: Any, batch: dict[str, Any]) -> Any:
-    logits = model(input_ids=batch["ids"], attention_mask=batch["mask"]).logits
-    return logits[batch["row"], batch["pos"], batch["tok"]]
+    device = next(model.parameters()).device
+    logits = model(input_ids=batch["ids"].to(device), attention_mask=batch["mask"].to(device)).logits
+    return logits[batch["row"].to(device), batch["pos"].to(device), batch["tok"].to(device)].float()
 
 
 def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]],
@@ -102,8 +105,11 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
     rng = np.random.default_rng(seed)
     keep = [i for i, r in enumerate(reply_ids) if len(r) > 0]
     unique_groups = np.unique(np.asarray(groups)[keep])
-    held_groups = set(rng.choice(unique_groups, size=max(1, int(len(unique_groups) * settings.holdout)),
-                                 replace=False).tolist())
+    if len(unique_groups) < 2:
+        raise MobenchError(f"value model: {len(unique_groups)} prompt(s) with a non-empty sample; need at least 2 "
+                           "(one to train on, one to hold out)")
+    n_held = min(len(unique_groups) - 1, max(1, int(len(unique_groups) * settings.holdout))) if settings.holdout else 0
+    held_groups = set(rng.choice(unique_groups, size=n_held, replace=False).tolist()) if n_held else set()
     train = [i for i in keep if groups[i] not in held_groups]
     held = [i for i in keep if groups[i] in held_groups]
     r = np.asarray(rewards, dtype=np.float64)
@@ -118,7 +124,7 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
         for chunk in _batches(len(train), settings.batch_size, rng):
             rows = [train[j] for j in chunk]
             batch = _collate([prompt_ids[i] for i in rows], [reply_ids[i] for i in rows], pad)
-            target = torch.tensor(r[rows] - offset, dtype=torch.float32)[batch["row"]]
+            target = torch.tensor(r[rows] - offset, dtype=torch.float32)[batch["row"]].to(next(model.parameters()).device)
             loss = 0.5 * ((_predict(model, batch) - target) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
@@ -148,7 +154,7 @@ def heldout_figures(model: Any, offset: float, prompt_ids: Sequence[list[int]], 
         for start in range(0, len(rows), batch_size):
             chunk = rows[start:start + batch_size]
             batch = _collate([prompt_ids[i] for i in chunk], [reply_ids[i] for i in chunk], pad)
-            pred = (_predict(model, batch) + offset).numpy()
+            pred = (_predict(model, batch) + offset).cpu().numpy()
             true = rewards[chunk][batch["row"].numpy()]
             token_err += list((pred - true) ** 2)
             const_err += list((offset - true) ** 2)

@@ -23,22 +23,23 @@ from mobench.textdata import MiniSplits
 @dataclass(frozen=True)
 class HHParams(PaperTaskParams):
     max_new_tokens: int = field(default=128, metadata={"help": "reply length limit (paper: 128)"})
-    n_test: int = field(default=500, metadata={"help": "test prompts (every 4th test row; the paper ~2k)"})
-    samples: int = field(default=1, metadata={"help": "sampled replies per test prompt"})
+    n_test: int = field(default=500, metadata={"help": "test prompts (every 4th test row; the paper ~2k)",
+                                                   "eval_only": True})
+    samples: int = field(default=1, metadata={"help": "sampled replies per test prompt", "eval_only": True})
 
 
 @dataclass(frozen=True)
 class SummaryParams(PaperTaskParams):
     max_new_tokens: int = field(default=48, metadata={"help": "summary length limit (paper: 48)"})
-    n_test: int = field(default=500, metadata={"help": "test posts (the paper: 2000)"})
-    samples: int = field(default=1, metadata={"help": "sampled summaries per post"})
+    n_test: int = field(default=500, metadata={"help": "test posts (the paper: 2000)", "eval_only": True})
+    samples: int = field(default=1, metadata={"help": "sampled summaries per post", "eval_only": True})
 
 
 @dataclass(frozen=True)
 class QAParams(PaperTaskParams):
     max_new_tokens: int = field(default=200, metadata={"help": "answer length limit (paper: 200)"})
-    n_test: int = field(default=500, metadata={"help": "test questions (test.json has 948)"})
-    samples: int = field(default=1, metadata={"help": "sampled answers per question"})
+    n_test: int = field(default=500, metadata={"help": "test questions (test.json has 948)", "eval_only": True})
+    samples: int = field(default=1, metadata={"help": "sampled answers per question", "eval_only": True})
 
 
 class _HH(HubTextTask):
@@ -49,7 +50,7 @@ class _HH(HubTextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         p = self.params
-        return hh_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation, p.n_test)
+        return hh_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
 
 
 @tasks.register("hh1")
@@ -80,7 +81,7 @@ class Summary(HubTextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         p = self.params
-        return summary_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation, p.n_test)
+        return summary_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
 
 
 class _LFQA(HubTextTask):
@@ -105,7 +106,7 @@ class _LFQA(HubTextTask):
         sft = [(qa_prompt(r), qa_prompt(r).references[0]) for r in rows["train_1k"] if r.get("answer")]
         return MiniSplits(sft=_evenly(sft, p.n_sft), rl=_evenly([qa_prompt(r) for r in rows["train"]], p.n_rl),
                           validation=_evenly([qa_prompt(r) for r in rows["dev"]], p.n_validation),
-                          test=[qa_prompt(r) for r in rows["test"]][: p.n_test or None])
+                          test=[qa_prompt(r) for r in rows["test"]])
 
 
 FACTUALITY = Objective("factuality", "fg-factuality")

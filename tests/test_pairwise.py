@@ -88,8 +88,10 @@ def _client(server, tmp_path, **settings) -> PairwiseClient:
 
 @pytest.mark.parametrize("text, expected", [("8 3", (8, 3)), ("8/10 3/10 because", (8, 3)),
                                             ("Response A: 10, Response B: 7", (10, 7)), ("A=2 B=9", (2, 9)),
+                                            ("8 out of 10 and 6 out of 10", (8, 6)),
+                                            ("Response A: 8/10", None), ("A: 9 (out of 10)", None), ("7.5 8", None),
                                             ("I cannot decide", None), ("", None), ("0 5", None),
-                                            ("\n", None), ("7\n3", None)])
+                                            ("\n", None), ("7\n3", None), ("1 2 3", None)])
 def test_first_line_parsing(text, expected):
     assert parse_scores(text) == expected
 

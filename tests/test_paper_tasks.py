@@ -42,8 +42,9 @@ def test_hh_task_reads_local_rows(tmp_path):
     task = tasks.create(f"hh2:dataset={data}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
     splits = task.splits()
     assert len(splits.sft) == 8 and len(splits.rl) == 5 and len(splits.validation) == 3
-    # Test = every 4th test row, capped at n_test.
-    assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008"]
+    # Test = every 4th test row; the evaluation takes the first n_test of them.
+    assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008", "1012"]
+    assert [p.id for p in task.evaluation_prompts()] == [p.id for p in splits.test[:3]]
     prompt, reply = splits.sft[0]
     assert prompt.text.endswith(" \n\nAssistant:") and reply.startswith("Why did the chicken")
     assert not {p.id for p in splits.rl} & {p.id for p, _ in splits.sft}

@@ -16,26 +16,36 @@ MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10
 
 
 @pytest.mark.parametrize("scores", [[0.5, -1.2], [0.04, -0.04], [2.25, -0.35], [0.0, 3.0]])
-def test_ric_format_round_trips(scores):
-    prompt = "User: what is 2+2?\nAssistant:"
+@pytest.mark.parametrize("prompt", ["\n\nHuman: what is 2+2? \n\nAssistant:", "User: hi\nAssistant:",
+                                    "### Instruction: Summarise. ### Input: a post ### Response: ",
+                                    "no marker here"])
+def test_ric_format_round_trips(scores, prompt):
     text = format_conditioned(prompt, ["helpful", "humor"], scores)
     parsed, back = parse_conditioned(text)
     assert back == prompt
     assert parsed == {"helpful": round(scores[0], 1) + 0.0, "humor": round(scores[1], 1) + 0.0}
     assert "-0.0" not in text
-    # Formatting the parsed scores again gives the same text (a fixed point).
-    assert format_conditioned(back, list(parsed), list(parsed.values())) == text
+    assert format_conditioned(back, list(parsed), list(parsed.values())) == text  # a fixed point
+
+
+def test_ric_scores_sit_where_the_reference_puts_them():
+    """Right before the response marker, as RiC's `... <rm1_score> 0.5 <rm2_score> -1.2\n\nAssistant:`."""
+    hh = format_conditioned("\n\nHuman: hi\n\nAssistant:", ["rm1", "rm2"], [0.5, -1.2])
+    assert hh == "\n\nHuman: hi <rm1_score> 0.5 <rm2_score> -1.2\n\nAssistant:"
+    summary = format_conditioned("### Instruction: S. ### Input: post ### Response: ", ["rm1", "rm2"], [0.5, -1.2])
+    assert summary == "### Instruction: S. ### Input: post <rm1_score> 0.5 <rm2_score> -1.2 ### Response: "
 
 
 def test_ric_prompt_recovery_keeps_characters_a_character_set_strip_would_eat():
-    """The reference code's rstrip(suffix) strips any of the suffix's characters; prefix removal does not."""
-    prompt = "User: score? <e_score>\nAssistant: e 0.5"
+    """The reference code's rstrip('\n\nAssistant:') strips any of those characters; removal by position does not."""
+    prompt = "\n\nHuman: Is it a giant\n\nAssistant:"
     _, back = parse_conditioned(format_conditioned(prompt, ["helpful"], [0.5]))
     assert back == prompt
 
 
 def test_ric_rejects_malformed_conditions():
-    for text in ["no condition here", "<helpful_score> x\nUser:", "<helpful_score> 0.5 junk\nUser:"]:
+    for text in ["no condition here", "User: x <helpful_score> y\nAssistant:",
+                 "User: a <helpful_score> 0.5 b\nAssistant:"]:
         with pytest.raises(ValueError, match="not a RiC-conditioned prompt"):
             parse_conditioned(text)
 
