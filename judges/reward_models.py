@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import field, make_dataclass
 from typing import Any, ClassVar
 
+from mobench.errors import MobenchError
 from mobench.judge import Judge
 from mobench.registry import judges
 from mobench.textdata import TextPrompt, prompt_text
@@ -121,7 +122,8 @@ class HumorRM(RewardModelJudge):
 def _post(prompt: Any) -> str:
     if isinstance(prompt, TextPrompt) and prompt.source:
         return prompt.source
-    raise ValueError("summary judges need prompts that carry their post (TextPrompt.source)")
+    raise MobenchError("the summary judges (rm-faithful, rm-summary) need prompts that carry their post; "
+                       "use them with the summary task")
 
 
 @judges.register("rm-faithful")

@@ -107,7 +107,7 @@ class MageParams:
         if self.gamma is None and (not self.gamma_grid or min(self.gamma_grid) < 0):
             raise ValueError("gamma_grid needs at least one γ >= 0")
         if not 0.0 < self.beta < 1.0:
-            raise ValueError(f"beta must lie in (1/n, 1), got {self.beta}")
+            raise ValueError(f"beta must lie in (0, 1) (and in (1/n, 1) for n objectives), got {self.beta}")
         if self.alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         for name in ("beam_width", "expansion", "lookahead"):
@@ -150,7 +150,8 @@ class Mage(Method):
             ctx.record("backbone_weights", self.weights.T.round(10).tolist())
         if needs_experts:
             self.experts: list[PolicyState] = [ctx.rl_policy(np.eye(n)[i]) for i in range(n)]
-        self.ref_model = task.token_model(ctx, self.sft)  # π_ref, and the base when base = sft
+        # θ_sft as a model: π_ref of the implicit guides, and the base when base = sft (else not loaded).
+        self.ref_model = task.token_model(ctx, self.sft) if (not self.explicit or self.params.base == "sft") else None
         # --- stage 2: the guides -------------------------------------------------------------
         if self.explicit:
             self.values = [task.value_model(ctx, i) for i in range(n)]

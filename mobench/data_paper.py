@@ -20,6 +20,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from mobench.errors import MobenchError
 from mobench.textdata import MiniSplits, TextPrompt
 
 ASSISTANT = "\n\nAssistant:"
@@ -30,7 +31,7 @@ def split_hh(transcript: str) -> tuple[str, str]:
     """(prompt, response) of an hh-rlhf transcript, as RiC splits it."""
     parts = transcript.split(ASSISTANT)
     if len(parts) < 2:
-        raise ValueError(f"not an hh-rlhf transcript (no {ASSISTANT!r}): {transcript[:60]!r}")
+        raise MobenchError(f"not an hh-rlhf transcript (no {ASSISTANT!r}): {transcript[:60]!r}")
     return ASSISTANT.join(parts[:-1]) + " " + ASSISTANT, parts[-1].strip()
 
 

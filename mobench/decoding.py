@@ -53,6 +53,8 @@ class DecodeConfig:
             raise ValueError(f"decoding mode must be greedy, sample or beam, got {self.mode!r}")
         if self.cache not in ("dynamic", "static"):
             raise ValueError(f"cache must be dynamic or static, got {self.cache!r}")
+        if self.compile and self.cache != "static":
+            raise ValueError("compile=True needs cache='static' (CUDA graphs need fixed shapes)")
         if self.temperature <= 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ValueError("need temperature > 0, 0 < top_p <= 1 and top_k >= 0")
         for name in ("max_new_tokens", "beam_width", "expansion", "lookahead", "batch_size"):
@@ -137,34 +139,44 @@ def check_vocab_sizes(plan: Plan, vocab_size: int) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 class _CachedModel:
-    """A model with its own KV cache, fed one token per row and step after the prompt."""
+    """A model with its own KV cache, fed one token per row and step after the prompt.
+
+    With a static cache the prompt runs eagerly (it sets up the cache) and each step through the
+    compiled forward when `compile` is on; the step inputs keep one shape for the whole loop."""
 
     def __init__(self, model: Any, config: DecodeConfig, max_len: int) -> None:
         import inspect
 
         self.model = model
-        self.forward = model.forward
+        self.step_forward = model.forward
         # transformers 5.2x renamed `past_key_values` to `cache`; older 5.x releases take the old name.
         self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         if config.compile:
             import torch
 
-            self.forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+            self.step_forward = torch.compile(model.forward, mode="reduce-overhead", fullgraph=False)
+        self.static = config.cache == "static"
         self.cache: Any = None
-        if config.cache == "static":
+        if self.static:
             from transformers import StaticCache
 
             self.cache = StaticCache(config=model.config, max_cache_len=max_len)
 
-    def __call__(self, ids: Any, mask: Any, positions: Any, cache_position: Any) -> Any:
-        out = self.forward(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                           cache_position=cache_position, logits_to_keep=1, **{self.cache_arg: self.cache})
+    def __call__(self, ids: Any, mask: Any, positions: Any, cache_position: Any, prefill: bool = False) -> Any:
+        forward = self.model.forward if prefill else self.step_forward
+        out = forward(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                      cache_position=cache_position, logits_to_keep=1, **{self.cache_arg: self.cache})
         cache = getattr(out, "cache", None)
         self.cache = cache if cache is not None else out.past_key_values
         return out.logits[:, -1, :].float()
 
     def select_rows(self, index: Any) -> None:
-        self.cache.reorder_cache(index)
+        if self.static:  # in place, so the cache tensors keep the addresses CUDA graphs captured
+            for layer in self.cache.layers:
+                layer.keys.copy_(layer.keys.index_select(0, index))
+                layer.values.copy_(layer.values.index_select(0, index))
+        else:
+            self.cache.reorder_cache(index)
 
 
 def _combine(plan: Plan, outputs: dict[int, Any], vocab: int) -> tuple[Any, Any]:
@@ -263,11 +275,17 @@ class Decoder:
         n_new = self.config.max_new_tokens
         prompt_len = ids.shape[1]
         runners = {id(m): _CachedModel(m, self.config, prompt_len + n_new) for m in self.plan.models()}
-        full_mask = torch.cat([mask, mask.new_ones(mask.shape[0], n_new)], dim=1)
+        # Static caches see the full-width mask (future columns 0, opened one per step): one shape throughout.
+        future = mask.new_zeros if self.config.cache == "static" else mask.new_ones
+        full_mask = torch.cat([mask, future(mask.shape[0], n_new)], dim=1)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
         cache_position = torch.arange(prompt_len, device=ids.device)
-        outputs = {k: run(ids, full_mask[:, :prompt_len], positions, cache_position) for k, run in runners.items()}
+        outputs = {k: run(ids, self._mask(full_mask, prompt_len), positions, cache_position, prefill=True)
+                   for k, run in runners.items()}
         return runners, outputs, full_mask, positions[:, -1:]
+
+    def _mask(self, full_mask: Any, length: int) -> Any:
+        return full_mask if self.config.cache == "static" else full_mask[:, :length]
 
     def _loop(self, ids: Any, mask: Any, generator: Any, rows_per_prompt: int,
               chunk: int | None) -> tuple[Any, Any]:
@@ -303,7 +321,7 @@ class Decoder:
                 index = _beam_index(cumulative + value, rows_per_prompt, config.beam_width, config.expansion,
                                     final=last)
                 new, finished, cumulative, value = new[index], finished[index], cumulative[index], value[index]
-                last_position = last_position[index]
+                last_position, full_mask = last_position[index], full_mask[index]
                 token = new[:, step]
                 if not last:
                     for run in runners.values():
@@ -312,7 +330,8 @@ class Decoder:
                 break
             position = last_position + step + 1
             cache_position = torch.tensor([prompt_len + step], device=ids.device)
-            outputs = {k: run(token[:, None], full_mask[:, :prompt_len + step + 1], position, cache_position)
+            full_mask[:, prompt_len + step] = 1  # the token fed now (a no-op for dynamic caches)
+            outputs = {k: run(token[:, None], self._mask(full_mask, prompt_len + step + 1), position, cache_position)
                        for k, run in runners.items()}
         return new, cumulative + value
 

@@ -83,15 +83,22 @@ def load_rows(source: str, split: str, config: str | None = None, data_dir: str 
     quiet_libraries()
     if is_local(source):
         path = Path(source).expanduser()
-        if path.is_file():
-            return list(load_dataset(DATA_SUFFIXES.get(path.suffix, "json"), data_files=str(path), split="train"))
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            loaded = load_from_disk(str(path))
-            return list(loaded[split] if hasattr(loaded, "keys") else loaded)
-        for suffix, builder in DATA_SUFFIXES.items():
-            candidate = path / f"{split}{suffix}"
-            if candidate.exists():
-                return list(load_dataset(builder, data_files=str(candidate), split="train"))
+        try:
+            if path.is_file():
+                return list(load_dataset(DATA_SUFFIXES.get(path.suffix, "json"), data_files=str(path), split="train"))
+            if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+                loaded = load_from_disk(str(path))
+                if hasattr(loaded, "keys") and split not in loaded:
+                    raise MobenchError(f"{source} has splits {sorted(loaded)}, not {split!r}")
+                return list(loaded[split] if hasattr(loaded, "keys") else loaded)
+            for suffix, builder in DATA_SUFFIXES.items():
+                candidate = path / f"{split}{suffix}"
+                if candidate.exists():
+                    return list(load_dataset(builder, data_files=str(candidate), split="train"))
+        except MobenchError:
+            raise
+        except Exception as exc:  # a malformed local file: say which one
+            raise MobenchError(f"cannot read the {split} split of {source}: {exc}") from None
         raise MobenchError(f"{source} holds no {split} split ({split}.jsonl/.json/.parquet/.csv or save_to_disk)")
     try:
         return list(load_dataset(source, name=config, data_dir=data_dir, split=split))

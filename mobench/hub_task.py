@@ -145,6 +145,12 @@ class HubTextTask(TextTask):
                 "data_sha": self.data_fingerprint, "policy_model": self.policy_source(),
                 "sft": self.sft_settings().to_dict()}
 
+    def policy_dtype(self) -> Any:
+        """bf16 on a GPU (a 7B policy in fp32 would not fit beside its guides); fp32 on the CPU."""
+        import torch
+
+        return torch.bfloat16 if torch.cuda.is_available() else None
+
     def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer

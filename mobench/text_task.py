@@ -133,6 +133,10 @@ class TextTask(Task):
         tokenizer = train_tokenizer(self.splits().tokenizer_corpus(), self.lm_spec.vocab_size)
         return build_model(self.lm_spec, tokenizer, ctx.seed), tokenizer
 
+    def policy_dtype(self) -> Any:
+        """The dtype policies are loaded in: None keeps fp32 (tiny models; exact merges)."""
+        return None
+
     def initial_policy(self, ctx: RunContext) -> PolicyState:
         def build(directory: Path) -> dict[str, Any]:
             from mobench.tinylm import save_pretrained
@@ -150,7 +154,7 @@ class TextTask(Task):
         def load(directory: Path) -> PolicyState:
             from mobench.tinylm import load_pretrained
 
-            model, tokenizer = load_pretrained(directory)
+            model, tokenizer = load_pretrained(directory, self.policy_dtype())
             ctx.memo[f"{self.name}:sft-dir"] = directory
             ctx.memo[f"{self.name}:skeleton"] = (model, tokenizer)
             return _state_of(model)

@@ -59,15 +59,15 @@ def save_pretrained(model: Any, tokenizer: Any, directory: Path) -> None:
     tokenizer.save_pretrained(directory)
 
 
-def load_pretrained(directory: Path) -> tuple[Any, Any]:
+def load_pretrained(directory: Path, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) saved in `directory`; `dtype` None keeps fp32 (the tiny policies: merging
+    small RL deltas needs the precision), a hub policy on a GPU passes torch.bfloat16."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(directory)
     tokenizer.padding_side = "left"
     import torch
 
-    # bf16 where a GPU decodes (a 7B policy in fp32 would not fit); fp32 on the CPU.
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype or torch.float32)
     model.eval()
     return model, tokenizer

@@ -206,3 +206,26 @@ def test_bad_plans_and_configs_are_rejected(tiny: dict[str, Any]) -> None:
         DecodeConfig(mode="nucleus")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="beam_width"):
         DecodeConfig(beam_width=0)
+
+
+def test_static_cache_beam_and_sampling_equal_dynamic(tiny: dict[str, Any]) -> None:
+    plan, tok = plans(tiny)["explicit"], tiny["tokenizer"]
+    for mode in ("sample", "beam"):
+        args = dict(mode=mode, max_new_tokens=10, beam_width=2, expansion=2, lookahead=3)
+        dynamic = engine_ids(plan, tok, PROMPTS, DecodeConfig(**args), seed=2)
+        assert engine_ids(plan, tok, PROMPTS, DecodeConfig(cache="static", **args), seed=2) == dynamic
+
+
+def test_beam_ranks_stay_finite_after_rows_finish(tiny: dict[str, Any]) -> None:
+    """A finished row adds nothing to its rank: its pad token scores -inf, and 0 * -inf would be NaN,
+    which top-k ranks above every real beam."""
+    plan, tok = plans(tiny)["plain"], tiny["tokenizer"]
+    config = DecodeConfig(mode="beam", beam_width=2, expansion=3, lookahead=2, max_new_tokens=40, top_k=0, top_p=1.0)
+    decoder = Decoder(plan, tok, config, seed=1)
+    batch = tok(PROMPTS, return_tensors="pt", padding=True)
+    width = 6
+    ids, mask = batch["input_ids"].repeat_interleave(width, 0), batch["attention_mask"].repeat_interleave(width, 0)
+    with torch.inference_mode():
+        new, rank = decoder._loop(ids, mask, torch.Generator().manual_seed(1), rows_per_prompt=width, chunk=2)
+    assert (new == tok.eos_token_id).any(), "some rows must finish for this test to mean anything"
+    assert torch.isfinite(rank).all()

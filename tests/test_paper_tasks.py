@@ -14,6 +14,7 @@ from paper_fixtures import (save_bart_classifier, save_causal_policy, save_disti
                             save_gpt2_classifier, save_longformer, write_hh, write_qa, write_summary)
 
 from mobench.data_paper import qa_question, split_hh, summary_prompt  # noqa: E402
+from mobench.errors import MobenchError  # noqa: E402
 from mobench.registry import judges, tasks  # noqa: E402
 from mobench.textdata import TextPrompt  # noqa: E402
 
@@ -28,7 +29,7 @@ def test_hh_split_matches_the_reference_code_by_hand():
     assert response == "Why did the chicken cross the road?"
     # A human turn ending in letters of "Assistant:" keeps them (the reference's rstrip would eat them).
     assert split_hh("\n\nHuman: Is it a giant\n\nAssistant: Yes.")[0] == "\n\nHuman: Is it a giant \n\nAssistant:"
-    with pytest.raises(ValueError, match="not an hh-rlhf transcript"):
+    with pytest.raises(MobenchError, match="not an hh-rlhf transcript"):
         split_hh("Human: no assistant turn")
 
 
@@ -113,7 +114,7 @@ def test_reward_model_judges_feed_the_reference_inputs_and_read_the_reference_lo
         _manual(models["bart"], "AutoModelForSequenceClassification", replies[0], "my cat sat on the mat", 1), abs=1e-4)
     summary = judges.create(f"rm-summary:model={models['gpt2-rm']}")
     assert summary.inputs(posts, ["a cat"])[0] == ["a cat <|endoftext|> my cat sat on the mat"]
-    with pytest.raises(ValueError, match="carry their post"):
+    with pytest.raises(MobenchError, match="carry their post"):
         summary.score([TextPrompt("no post")], ["a cat"])
 
 
