@@ -68,6 +68,9 @@ def load_pretrained(directory: Path, dtype: Any = None) -> tuple[Any, Any]:
     tokenizer.padding_side = "left"
     import torch
 
+    from mobench.training import quiet_libraries
+
+    quiet_libraries()  # no per-load progress bars in run logs
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype or torch.float32)
     model.eval()
     return model, tokenizer
