@@ -221,6 +221,7 @@ class Mage(Method):
 class MageE(Mage):
     """MAGE-E: Bone Soup base guided by an ensemble of explicit value models (weights μ)."""
 
+    version = "2"  # 2: value models trained 3 epochs at lr 1e-4 (were 4 at 1e-3, which overfit)
     explicit, merged = True, False
 
 
@@ -228,6 +229,7 @@ class MageE(Mage):
 class MageEM(Mage):
     """MAGE-E-M: Bone Soup base guided by one μ-merged explicit value model (paper's MAGE)."""
 
+    version = "2"  # see MageE
     explicit, merged = True, True
 
 

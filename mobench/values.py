@@ -32,9 +32,11 @@ OFFSET_KEY = "value_offset"
 @dataclass(frozen=True)
 class ValueSettings:
     samples_per_prompt: int = 4  # SFT samples per RL-split prompt
-    epochs: int = 4
+    # 3 epochs at 1e-4: on hh2-mini's data, 4 epochs at 1e-3 (or 3e-4) overfit (held-out MSE at or above the
+    # constant predictor's, 0.96-1.04 of it), 3 at 1e-4 gave 0.86-0.89 with a higher rank correlation.
+    epochs: int = 3
     batch_size: int = 32
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     holdout: float = 0.2  # share of prompts held out for the manifest's validation figures
 
     def to_dict(self) -> dict[str, Any]:
