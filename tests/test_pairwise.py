@@ -161,8 +161,9 @@ def test_budget_stops_new_requests(server, tmp_path):
 
 
 def test_judge_command_rescored_a_run_and_reruns_from_cache(cli, server):
-    micro = "micro-text:sft_steps=30:rl_steps=4:n_test=4:samples=1:max_new_tokens=10"
-    result = cli("--plugin", PLUGIN, "-q", "run", "--task", micro, "--methods", "sft,rs", "--grid", "3", "--out", "run")
+    micro = "micro-text:sft_steps=30:rl_steps=4:samples=1:max_new_tokens=10"
+    result = cli("--plugin", PLUGIN, "-q", "run", "--task", micro, "--methods", "sft,rs", "--grid", "3", "--out", "run",
+                 "--limit", "4")  # the judge must rebuild the task with the run's limit
     assert result.code == 0, result.err
     spec = f"gpt4-pairwise:base_url='{server.url}':model=judge-model:backoff=0"
     result = cli("--plugin", PLUGIN, "-q", "judge", "run", "--judges", spec, "--limit", "3")

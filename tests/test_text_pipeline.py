@@ -148,3 +148,15 @@ def test_sft_recipe_follows_the_data_content():
 
     assert MicroText()._sft_recipe()["data_sha"] != Edited()._sft_recipe()["data_sha"]
     assert MicroText()._sft_recipe() == MicroText()._sft_recipe()
+
+
+def test_limit_trial_reuses_every_trained_artifact(cli, isolated):
+    """--limit only changes how many test prompts are answered: nothing is retrained."""
+    _run(cli, "full", methods="rs")
+    before = sorted(p.name for p in (isolated / "artifacts").iterdir())
+    result = cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "rs", "--grid", "3", "--out", "short",
+                 "--limit", "2")
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in (isolated / "artifacts").iterdir()) == before
+    short = json.loads(Path("short/results.json").read_text())
+    assert short["task"]["params"]["n_test"] == 2 and short["methods"]["rs"]["points"][0]["output"]
