@@ -108,7 +108,11 @@ def resolve(config: RunConfig) -> Plan:
             raise MobenchError(f"--limit must be >= 1, got {config.limit}")
         if "n_test" not in task.resolved_params():
             raise MobenchError(f"--limit sets the number of test prompts; task {task.name!r} has no such parameter")
-        task = tasks.create(config.task, overrides={"n_test": config.limit})
+        from mobench.params import parse_spec
+
+        name, raw = parse_spec(config.task)
+        raw.pop("n_test", None)  # --limit wins over an n_test in the spec: it is the explicit quick-trial switch
+        task = tasks.create(name, overrides={**raw, "n_test": config.limit})
     if hasattr(task, "check_assets"):
         task.check_assets()  # a missing dataset or model is named now, not after an hour of training
     if not config.methods:
