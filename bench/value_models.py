@@ -32,8 +32,10 @@ def main() -> None:
         if args.task and recipe["task"] != args.task:
             continue
         held = info.get("heldout", {})
+        settings = recipe.get("value", {})
         rows.append((recipe["task"], recipe["objective"], held.get("mse"), held.get("constant_mse"),
-                     held.get("final_spearman"), held.get("n"), manifest_path.parent.name))
+                     held.get("final_spearman"), held.get("n"),
+                     f"{manifest_path.parent.name} ({settings.get('epochs')} ep, lr {settings.get('learning_rate')})"))
     if not rows:
         sys.exit(f"no value-model artifacts under {home}")
     print("| task | objective | held-out MSE | constant MSE | ratio | Spearman (last token) | n | artifact |")
