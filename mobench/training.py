@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -60,6 +61,7 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|trl|peft)\.")
     datasets.disable_progress_bars()
+    os.environ.setdefault("TQDM_DISABLE", "1")  # trl's DPO reference pass reads this
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.getLogger("trl").setLevel(logging.ERROR)
