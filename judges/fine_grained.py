@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from mobench.data_paper import qa_question
 from mobench.errors import MobenchError
 from mobench.judge import Judge
+from mobench.text_task import resolve_device
 from mobench.registry import judges
 from mobench.textdata import prompt_text
 
@@ -96,16 +97,13 @@ class _Longformer(Judge):
 
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
-            import torch
             from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,
                                       AutoTokenizer)
 
             if not self.params.model:
                 raise MobenchError(f"judge {self.name!r} needs model=PATH: the FineGrainedRLHF reward models are "
                                    "distributed by the authors, not on the hub")
-            device = self.params.device
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = resolve_device(self.params.device)
             tokenizer = AutoTokenizer.from_pretrained(self.params.model, add_prefix_space=True)
             cls = AutoModelForTokenClassification if self.kind == "token" else AutoModelForSequenceClassification
             model = cls.from_pretrained(self.params.model).to(device).eval()

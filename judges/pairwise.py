@@ -71,5 +71,5 @@ class GPT4Pairwise(PairwiseJudge):
                 continue
             wins.append(verdict.win)
             single += verdict.valid_orders == 1
-        rate = sum(wins) / len(wins) if wins else float("nan")
+        rate = sum(wins) / len(wins) if wins else None  # None: no pair gave a verdict
         return {"win_rate": rate, "n": len(wins), "invalid": invalid, "one_order_only": single}

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from mobench.errors import MobenchError
 from mobench.judge import Judge
+from mobench.text_task import resolve_device
 from mobench.registry import judges
 from mobench.textdata import TextPrompt, prompt_text
 
@@ -57,9 +58,7 @@ class RewardModelJudge(Judge):
             from mobench.training import quiet_libraries
 
             quiet_libraries()
-            device = self.params.device
-            if device == "auto":
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = resolve_device(self.params.device)
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
             tokenizer = AutoTokenizer.from_pretrained(self.params.model)
             if tokenizer.pad_token is None:  # GPT-2 reward models ship without one

@@ -172,7 +172,7 @@ class RiC(Method):
             chosen = rng.integers(0, len(self.names), len(table))
             targets[np.arange(len(table)), chosen] = rng.uniform(low[chosen], high[chosen])
             texts = [format_conditioned(p.text, self.names, t) for p, t in zip(table, targets)]
-            outputs = self._decoder(ctx, task.token_model(ctx, state)).decoder.generate(texts)
+            outputs = self._decoder(ctx, task.token_model(ctx, state)).generate(texts)
             scores = np.round((task.score(table, outputs) - mean) / std, 1)
             cut = np.quantile(scores, self.params.quantile, axis=0)
             keep = [i for i in range(len(table)) if (scores[i] > cut).any() and outputs[i]]
@@ -194,7 +194,7 @@ class RiC(Method):
         return preference_targets(mu, np.asarray(self.stats["min"]), np.asarray(self.stats["max"]), self.params.mapping)
 
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
-        return _Conditioned(self._decoder(ctx, self.model).decoder, self.names, self.targets(mu))
+        return _Conditioned(self._decoder(ctx, self.model), self.names, self.targets(mu))
 
 
 class _Conditioned:

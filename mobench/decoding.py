@@ -179,8 +179,8 @@ class _CachedModel:
             self.cache.reorder_cache(index)
 
 
-def _combine(plan: Plan, outputs: dict[int, Any], vocab: int) -> tuple[Any, Any]:
-    """(next-token scores, guidance part) from each distinct model's last-position output."""
+def _combine(plan: Plan, outputs: dict[int, Any], vocab: int) -> Any:
+    """Next-token scores from each distinct model's last-position output."""
     import torch
 
     logprobs: dict[int, Any] = {}
@@ -196,13 +196,13 @@ def _combine(plan: Plan, outputs: dict[int, Any], vocab: int) -> tuple[Any, Any]
     else:  # forward KL: −log Σ_i μ_i / π_i(v), the weighted harmonic mean of the experts
         stacked = torch.stack([math.log(t.weight) - logp(t.model) for t in plan.base])
         base = -torch.logsumexp(stacked, dim=0)
-    guidance = torch.zeros_like(base)
+    scores = base
     for term in plan.guides:
         if term.output == "logprobs":
-            guidance = guidance + term.weight * logp(term.model)
+            scores = scores + term.weight * logp(term.model)
         else:
-            guidance = guidance + term.weight * (outputs[id(term.model)][:, :vocab] + term.offset)
-    return base + guidance, guidance
+            scores = scores + term.weight * (outputs[id(term.model)][:, :vocab] + term.offset)
+    return scores
 
 
 def _warpers(config: DecodeConfig) -> list[Any]:
@@ -303,7 +303,7 @@ class Decoder:
         value = torch.zeros(rows, device=ids.device)
         warpers = _warpers(config)
         for step in range(config.max_new_tokens):
-            scores, _ = _combine(self.plan, outputs, vocab)
+            scores = _combine(self.plan, outputs, vocab)
             if pad != eos:  # padding is never a reply token (it would vanish from the decoded text)
                 scores[:, pad] = -float("inf")
             token = _pick(scores, config, warpers, generator, ids)

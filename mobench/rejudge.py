@@ -122,11 +122,10 @@ def _pairwise(judge: Any, task: Any, cells: dict[str, Any], prompts: list[Any], 
             references = [s["output"] for s in ref_cell["samples"][:n]]
             per_objective = {obj: judge.win_rates(obj, texts, candidates, references) for obj in objectives}
             rates = [per_objective[o]["win_rate"] for o in objectives]
-            points.append({"mu": list(mu), "win_rates": [None if r != r else round(r, 6) for r in rates],  # NaN: no verdict
-                           "counts": {o: {**c, "win_rate": None if c["win_rate"] != c["win_rate"] else c["win_rate"]}
-                                      for o, c in per_objective.items()}})
+            points.append({"mu": list(mu), "win_rates": [None if r is None else round(r, 6) for r in rates],
+                           "counts": per_objective})
             reporter.log(f"{judge.name}: {method} μ={list(mu)} win rates "
-                         + ", ".join(f"{o} {per_objective[o]['win_rate']:.3f}" for o in objectives))
+                         + ", ".join(f"{o} {'-' if r is None else f'{r:.3f}'}" for o, r in zip(objectives, rates)))
         entry: dict[str, Any] = {"points": points}
         rates = np.asarray([[np.nan if r is None else r for r in p["win_rates"]] for p in points], dtype=float)
         if len(points) and len(objectives) == len(names) and not np.isnan(rates).any():

@@ -241,7 +241,7 @@ class TextTask(Task):
         else:
             instance = copy.deepcopy(model)
             instance.load_state_dict(dict(state))
-        return instance.to(_device()).eval()
+        return instance.to(resolve_device()).eval()
 
     def decoder(self, ctx: RunContext, plan: Plan, config: DecodeConfig | None = None) -> DecoderGenerator:
         from mobench.decoding import Decoder
@@ -359,10 +359,12 @@ class TextTask(Task):
         return self.generator(ctx, state).generate(list(prompts))
 
 
-def _device() -> str:
-    """Where decoding runs: the GPU when there is one (policies and guides move there), else the CPU."""
+def resolve_device(requested: str = "auto") -> str:
+    """Where models run: `auto` is the GPU when there is one (policies, guides, judges), else the CPU."""
     import torch
 
+    if requested != "auto":
+        return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

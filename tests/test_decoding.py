@@ -144,7 +144,7 @@ def test_forward_kl_base_is_the_weighted_harmonic_mean(tiny: dict[str, Any]) -> 
     with torch.no_grad():
         out = {id(m): m(input_ids=ids).logits[:, -1] for m in (a, b)}
     plan = Plan(base=[Term(a, 0.25), Term(b, 0.75)], base_form="forward-kl")
-    scores, _ = _combine(plan, out, len(tok))
+    scores = _combine(plan, out, len(tok))
     pa, pb = (torch.softmax(out[id(m)][:, :len(tok)], -1) for m in (a, b))
     expected = -torch.log(0.25 / pa + 0.75 / pb)
     assert torch.allclose(scores, expected, atol=1e-5)
