@@ -116,7 +116,7 @@ def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed
 
     config = build_run_config(config_file, task=task, methods=methods_text, grid=None, prefs=None, seed=seed,
                               out=None, no_train=None, ctrl_ties=None, limit=None, offline=None)
-    plan = resolve(config)
+    plan = resolve(config, create_out=False)
     reporter = Reporter(quiet=ctx.obj["quiet"])
     try:
         used = prepare_all(plan, ArtifactStore(), reporter)

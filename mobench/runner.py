@@ -84,20 +84,25 @@ def default_out(task: Task) -> Path:
     return Path("results") / task.name
 
 
-def _check_out_dir(out: Path) -> None:
+def _check_out_dir(out: Path, create: bool = True) -> None:
     if out.exists() and not out.is_dir():
         raise MobenchError(f"output directory {str(out)!r} is a file")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise MobenchError(f"output directory {str(out)!r} lies under a file ({str(parent)!r})")
+    if not create:
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise MobenchError(f"cannot create output directory {str(out)!r}: {exc.strerror}") from None
 
 
-def resolve(config: RunConfig) -> Plan:
-    """Look everything up and validate it; raises MobenchError before any model work."""
+def resolve(config: RunConfig, create_out: bool = True) -> Plan:
+    """Look everything up and validate it; raises MobenchError before any model work.
+
+    `create_out=False` (for `prepare`, which writes no results) checks the run directory but does not
+    create it."""
     if config.offline:
         from mobench.hub import set_offline
 
@@ -138,7 +143,7 @@ def resolve(config: RunConfig) -> Plan:
     if config.seed < 0:
         raise MobenchError(f"--seed must be >= 0, got {config.seed}")
     out = Path(config.out) if config.out is not None else default_out(task)
-    _check_out_dir(out)
+    _check_out_dir(out, create_out)
 
     task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
                      "judges": [judge.id for judge in task.judges]}

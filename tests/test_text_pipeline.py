@@ -65,6 +65,7 @@ def test_prepare_builds_what_run_then_reuses(cli, isolated):
     result = cli("--plugin", PLUGIN, "-q", "prepare", "--task", MICRO, "--methods", "rs,bone-soup")
     assert result.code == 0, result.err
     assert result.out.count("rl-policy-") == 4 and result.out.count("sft-policy-") == 1
+    assert not Path("results").exists()  # prepare writes artifacts only, no empty run directory
     ran = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "rs,bone-soup", "--grid", "3", "--no-train")
     assert ran.code == 0, ran.err
     assert "building" not in ran.err + ran.out
