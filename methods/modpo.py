@@ -50,24 +50,27 @@ class ModpoParams:
             raise ValueError("need beta > 0, steps >= 1, learning_rate > 0, batch_size >= 1, min_gap >= 0")
 
 
-def preference_pairs(data: dict[str, Any], prompt_texts: list[str], main: int, other: int,
+def preference_pairs(data: dict[str, Any], prompt_texts: list[str], reply_texts: list[str], main: int, other: int,
                      min_gap: float = 0.0) -> list[dict[str, Any]]:
-    """Per prompt: best vs worst sample by objective `main`; `delta_other` = r_other(y_w) − r_other(y_l)."""
+    """Per prompt: best vs worst sample by objective `main`; `delta_other` = r_other(y_w) − r_other(y_l).
+
+    `reply_texts` are the samples exactly as the policy wrote them (their tokens decoded, not stripped), so
+    chosen and rejected continue the prompt the way SFT replies do: with a leading space on the dialogue
+    tasks, without one on the document tasks."""
     by_prompt: dict[int, list[int]] = {}
     for row, index in enumerate(data["prompt_index"]):
         by_prompt.setdefault(index, []).append(row)
     pairs = []
     rewards = np.asarray(data["rewards"], dtype=float)
     for index in sorted(by_prompt):
-        rows = [r for r in by_prompt[index] if data["texts"][r]]
+        rows = [r for r in by_prompt[index] if reply_texts[r].strip()]
         if len(rows) < 2:
             continue
         best = max(rows, key=lambda r: (rewards[r, main], -r))
         worst = min(rows, key=lambda r: (rewards[r, main], r))
         if rewards[best, main] - rewards[worst, main] <= min_gap:
             continue
-        pairs.append({"prompt": prompt_texts[index], "chosen": " " + data["texts"][best],
-                      "rejected": " " + data["texts"][worst],
+        pairs.append({"prompt": prompt_texts[index], "chosen": reply_texts[best], "rejected": reply_texts[worst],
                       "delta_other": float(rewards[best, other] - rewards[worst, other])})
     return pairs
 
@@ -77,6 +80,7 @@ class MODPO(Method):
     """MODPO: DPO on the first objective's pairs with a margin from the second, one policy per weight."""
 
     Params = ModpoParams
+    version = "2"  # 2: pairs keep the sampled replies' own leading whitespace (1 put a space before every reply)
 
     def check_task(self, task: Task) -> None:
         if not getattr(task, "token_level", False) or not hasattr(task, "value_data"):
@@ -104,6 +108,7 @@ class MODPO(Method):
         settings = self.settings(task)
         recipe = {"policy": task.policy_recipe(), "pairs": {"source": "value-data: best vs worst SFT sample by "
                                                                       "objective 0", "min_gap": self.params.min_gap,
+                                                            "text": "reply tokens decoded as sampled",
                                                             "value_data": task.value_data_recipe()},
                   "weights": [w, 1.0 - w], "dpo": settings.to_dict(), "seed": ctx.seed}
 
@@ -112,7 +117,8 @@ class MODPO(Method):
 
             data = task.value_data(ctx)
             table = task.splits().rl
-            pairs = preference_pairs(data, [p.text for p in table], 0, 1, self.params.min_gap)
+            replies = task.tokenizer(ctx).batch_decode(data["reply_ids"], skip_special_tokens=True)
+            pairs = preference_pairs(data, [p.text for p in table], replies, 0, 1, self.params.min_gap)
             if not pairs:
                 raise MobenchError(f"modpo on {task.name!r}: no preference pairs (every prompt's samples tie)")
             rows = [{**p, "margin": (1.0 - w) * p["delta_other"]} for p in pairs]

@@ -118,6 +118,7 @@ class RiC(Method):
     """RiC: one policy fine-tuned with its replies' scores in the prompt; μ becomes target scores."""
 
     Params = RicParams
+    version = "2"  # 2: online rounds train on the replies as sampled (1 stripped their leading space)
 
     def check_task(self, task: Task) -> None:
         if not getattr(task, "token_level", False) or not hasattr(task, "fine_tune"):
@@ -135,7 +136,8 @@ class RiC(Method):
         recipe = {"policy": task.policy_recipe(), "ric": {"steps": steps, "online_rounds": self.params.online_rounds,
                                                           "online_steps": online_steps,
                                                           "quantile": self.params.quantile,
-                                                          "format": "' <NAME_score> v.v' block before the response marker"},
+                                                          "format": "' <NAME_score> v.v' block before the response marker",
+                                                          "online_text": "replies as sampled, not stripped"},
                   "seed": ctx.seed}
 
         def build(directory: Path) -> dict[str, Any]:
@@ -172,12 +174,15 @@ class RiC(Method):
             chosen = rng.integers(0, len(self.names), len(table))
             targets[np.arange(len(table)), chosen] = rng.uniform(low[chosen], high[chosen])
             texts = [format_conditioned(p.text, self.names, t) for p, t in zip(table, targets)]
-            outputs = self._decoder(ctx, task.token_model(ctx, state)).generate(texts)
+            # Train on what the policy wrote (a dialogue reply's leading space is part of its first token);
+            # judge the stripped text, as everywhere else.
+            sampled = self._decoder(ctx, task.token_model(ctx, state)).generate(texts, strip=False)
+            outputs = [text.strip() for text in sampled]
             scores = np.round((task.score(table, outputs) - mean) / std, 1)
             cut = np.quantile(scores, self.params.quantile, axis=0)
             keep = [i for i in range(len(table)) if (scores[i] > cut).any() and outputs[i]]
             if keep:
-                kept = [(format_conditioned(table[i].text, self.names, scores[i]), outputs[i]) for i in keep]
+                kept = [(format_conditioned(table[i].text, self.names, scores[i]), sampled[i]) for i in keep]
                 state, round_info = task.fine_tune(ctx, state, kept, online_steps)
             else:
                 round_info = {}

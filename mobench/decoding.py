@@ -241,8 +241,9 @@ class Decoder:
             raise MobenchError("the decoding tokenizer must pad on the left")
         check_vocab_sizes(plan, len(tokenizer))
 
-    def generate(self, prompts: Sequence[str]) -> list[str]:
-        """One reply per prompt (the new tokens, decoded without special tokens, stripped)."""
+    def generate(self, prompts: Sequence[str], strip: bool = True) -> list[str]:
+        """One reply per prompt: the new tokens decoded without special tokens, stripped unless `strip=False`
+        (training on the samples needs them as written, leading space included)."""
         import torch
 
         device = next(self.plan.base[0].model.parameters()).device
@@ -253,7 +254,8 @@ class Decoder:
         for start in range(0, len(texts), size):
             batch = self.tokenizer(texts[start:start + size], return_tensors="pt", padding=True).to(device)
             tokens = self.generate_ids(batch["input_ids"], batch["attention_mask"], generator)
-            replies += [t.strip() for t in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
+            decoded = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+            replies += [t.strip() for t in decoded] if strip else decoded
         return replies
 
     def generate_ids(self, ids: Any, mask: Any, generator: Any) -> Any:

@@ -129,6 +129,14 @@ def test_sampling_is_seeded_and_varies_with_the_seed(tiny: dict[str, Any]) -> No
     assert engine_ids(plan, tok, PROMPTS * 4, config, seed=2) != first
 
 
+def test_generate_keeps_the_leading_space_only_when_asked(tiny: dict[str, Any]) -> None:
+    plan, tok = plans(tiny)["mod"], tiny["tokenizer"]
+    decoder = Decoder(plan, tok, DecodeConfig(mode="sample", max_new_tokens=8, top_k=0, top_p=1.0), seed=4)
+    raw = decoder.generate(PROMPTS * 4, strip=False)
+    assert decoder.generate(PROMPTS * 4) == [text.strip() for text in raw]
+    assert any(text != text.strip() for text in raw)  # the tiny vocabulary's tokens carry their spaces
+
+
 def test_top_k_one_is_greedy(tiny: dict[str, Any]) -> None:
     plan, tok = plans(tiny)["mod"], tiny["tokenizer"]
     greedy = engine_ids(plan, tok, PROMPTS, DecodeConfig(mode="greedy", max_new_tokens=8))

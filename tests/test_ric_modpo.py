@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from mobench.methods.modpo import preference_pairs
 from mobench.methods.ric import format_conditioned, parse_conditioned, preference_targets
 
 PLUGIN = str(REPO / "tests" / "micro_text.py")
@@ -96,3 +97,12 @@ def test_modpo_refuses_bad_weights_and_tasks(cli):
     assert result.code != 0 and "text policy" in result.err
     result = cli("run", "--task", "quad", "--methods", "ric")
     assert result.code != 0 and "text policy" in result.err
+
+
+def test_modpo_pairs_keep_the_replies_as_sampled():
+    data = {"prompt_index": [0, 0, 0, 1, 1], "rewards": [[0.2, 0.9], [0.8, 0.1], [0.5, 0.5], [0.3, 0.3], [0.3, 0.3]]}
+    replies = [" low", "TL;DR: high", " mid", " tie", " tie too"]
+    pairs = preference_pairs(data, ["p0", "p1"], replies, main=0, other=1)
+    # Prompt 1's samples tie on the main objective: no pair. No space is added or removed.
+    assert pairs == [{"prompt": "p0", "chosen": "TL;DR: high", "rejected": " low", "delta_other": pytest.approx(-0.8)}]
+    assert preference_pairs(data, ["p0", "p1"], replies, main=0, other=1, min_gap=0.7) == []
