@@ -262,6 +262,7 @@ class Decoder:
         """New token ids (rows × max_new_tokens, pad after the end) for left-padded `ids`."""
         import torch
 
+        self._check_length(int(mask.sum(1).max()))
         device = next(self.plan.base[0].model.parameters()).device
         ids, mask = ids.to(device), mask.to(device)
         if generator.device.type != device.type:
@@ -270,6 +271,17 @@ class Decoder:
             if self.config.mode == "beam":
                 return self._beam(ids, mask, generator)
             return self._loop(ids, mask, generator, rows_per_prompt=1, chunk=None)[0]
+
+    def _check_length(self, longest_prompt: int) -> None:
+        """A prompt plus the new tokens must fit every model's positions (past them GPT-2 indexes out of
+        its position table: an IndexError on the CPU, a device-side assert that poisons a CUDA process)."""
+        limits = [getattr(m.config, "n_positions", None) or getattr(m.config, "max_position_embeddings", None)
+                  for m in self.plan.models()]
+        limit = min((n for n in limits if n), default=None)
+        if limit is not None and longest_prompt + self.config.max_new_tokens > limit:
+            raise MobenchError(f"a prompt of {longest_prompt} tokens plus {self.config.max_new_tokens} new tokens "
+                               f"exceeds the model's {limit} positions; shorten or drop long prompts, or lower "
+                               "max_new_tokens")
 
     def _start(self, ids: Any, mask: Any) -> tuple[dict[int, _CachedModel], dict[int, Any], Any, Any]:
         import torch
@@ -303,6 +315,7 @@ class Decoder:
         finished = torch.zeros(rows, dtype=torch.bool, device=ids.device)
         cumulative = torch.zeros(rows, device=ids.device)  # beam ranking, see _rank_terms
         value = torch.zeros(rows, device=ids.device)
+        copy = torch.zeros(rows, dtype=torch.bool, device=ids.device)  # 2nd..c-th row of a finished beam
         warpers = _warpers(config)
         for step in range(config.max_new_tokens):
             scores = _combine(self.plan, outputs, vocab)
@@ -320,9 +333,12 @@ class Decoder:
             finished = finished | (token == eos)
             last = bool(finished.all()) or step + 1 == config.max_new_tokens
             if chunk is not None and ((step + 1) % chunk == 0 or last):
-                index = _beam_index(cumulative + value, rows_per_prompt, config.beam_width, config.expansion,
-                                    final=last)
+                # A finished beam's c copies stay identical; only one may compete, or they would fill
+                # the b places and end the search at the first early finisher.
+                rank = torch.where(finished & copy, torch.full_like(cumulative, -float("inf")), cumulative + value)
+                index = _beam_index(rank, rows_per_prompt, config.beam_width, config.expansion, final=last)
                 new, finished, cumulative, value = new[index], finished[index], cumulative[index], value[index]
+                copy = finished & (torch.arange(rows, device=ids.device) % config.expansion != 0)
                 last_position, full_mask = last_position[index], full_mask[index]
                 token = new[:, step]
                 if not last:

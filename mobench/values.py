@@ -116,7 +116,11 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
     held = [i for i in keep if groups[i] in held_groups]
     r = np.asarray(rewards, dtype=np.float64)
     offset = float(r[train].mean())
-    model = value_skeleton(policy)
+    from mobench.text_task import resolve_device
+
+    # On the GPU when there is one, and in fp32 whatever the policy's dtype: AdamW steps of lr ~1e-4 are
+    # about one bf16 ulp, so a bf16 value model would lose most of its updates.
+    model = value_skeleton(policy).to(device=resolve_device(), dtype=torch.float32)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     started = time.perf_counter()
@@ -137,7 +141,7 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
     info = {"wall_s": round(time.perf_counter() - started, 3), "n_train": len(train), "n_heldout": len(held),
             "offset": round(offset, 6), "curve": curve,
             "heldout": heldout_figures(model, offset, prompt_ids, reply_ids, r, held, pad, settings.batch_size)}
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     state[OFFSET_KEY] = torch.tensor(offset)
     return state, info
 

@@ -204,6 +204,15 @@ def test_tokenizer_mismatch_is_a_clear_error(tiny: dict[str, Any]) -> None:
         check_shared_tokenizer({"base": tiny["tokenizer"], "guide": other})
 
 
+def test_a_prompt_past_the_model_positions_is_a_clear_error(tiny: dict[str, Any]) -> None:
+    plan, tok = plans(tiny)["mod"], tiny["tokenizer"]
+    long_prompt = " ".join(["the cat sat on the mat"] * 12)  # well over 64 - 8 tokens
+    decoder = Decoder(plan, tok, DecodeConfig(mode="greedy", max_new_tokens=8))
+    with pytest.raises(MobenchError, match="tokens plus 8 new tokens exceeds the model's 64 positions"):
+        decoder.generate(["the cat", long_prompt])
+    assert len(decoder.generate(["the cat"])) == 1
+
+
 def test_bad_plans_and_configs_are_rejected(tiny: dict[str, Any]) -> None:
     a = tiny["models"][0]
     with pytest.raises(ValueError, match="at least one model"):
@@ -237,3 +246,34 @@ def test_beam_ranks_stay_finite_after_rows_finish(tiny: dict[str, Any]) -> None:
         new, rank = decoder._loop(ids, mask, torch.Generator().manual_seed(1), rows_per_prompt=width, chunk=2)
     assert (new == tok.eos_token_id).any(), "some rows must finish for this test to mean anything"
     assert torch.isfinite(rank).all()
+
+
+def test_a_finished_beam_takes_one_place_not_all(tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a selection a finished beam's c copies are identical; if they all competed they would fill
+    the b places and end the search at the first early finisher."""
+    import mobench.decoding as decoding
+
+    calls = []
+    real = decoding._beam_index
+
+    def spy(rank, width, b, c, final):
+        index = real(rank, width, b, c, final)
+        calls.append((rank.clone(), index.clone(), final))
+        return index
+
+    monkeypatch.setattr(decoding, "_beam_index", spy)
+    plan, tok = plans(tiny)["plain"], tiny["tokenizer"]
+    config = DecodeConfig(mode="beam", beam_width=2, expansion=3, lookahead=2, max_new_tokens=40, top_k=0, top_p=1.0)
+    Decoder(plan, tok, config, seed=1).generate(PROMPTS)
+    width, b, c = 6, 2, 3
+    masked = 0
+    for rank, index, final in calls:
+        if final:
+            continue
+        for group in range(rank.shape[0] // width):
+            ranks = rank[group * width:(group + 1) * width]
+            sources = index[group * width:(group + 1) * width:c] - group * width  # the b kept rows
+            masked += int(torch.isinf(ranks).sum())
+            if int(torch.isfinite(ranks).sum()) >= b:
+                assert torch.isfinite(ranks[sources]).all()
+    assert masked > 0, "some finished beams must have been copied for this test to mean anything"
