@@ -387,5 +387,5 @@ class DecoderGenerator:
     def __init__(self, decoder: Any) -> None:
         self.decoder = decoder
 
-    def generate(self, prompts: Sequence[Any]) -> list[str]:
-        return self.decoder.generate([prompt_text(p) for p in prompts])
+    def generate(self, prompts: Sequence[Any], strip: bool = True) -> list[str]:
+        return self.decoder.generate([prompt_text(p) for p in prompts], strip=strip)
