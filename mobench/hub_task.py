@@ -17,7 +17,7 @@ from mobench.hub import Asset, load_rows, require
 from mobench.judge import Judge
 from mobench.registry import judges as judge_registry
 from mobench.text_task import TextTask, TextTaskParams
-from mobench.textdata import MiniSplits
+from mobench.textdata import MiniSplits, TextPrompt
 from mobench.training import SFTSettings
 
 if TYPE_CHECKING:
@@ -50,6 +50,9 @@ class PaperTaskParams(TextTaskParams):
     n_sft: int = field(default=20000, metadata={"help": "SFT examples used (0: all)"})
     n_rl: int = field(default=2000, metadata={"help": "RL prompts"})
     n_validation: int = field(default=200, metadata={"help": "validation prompts (γ, α, β selection)"})
+    max_prompt_tokens: int = field(default=512, metadata={
+        "help": "prompts longer than this many policy tokens are dropped (the reference code filters hh-rlhf at "
+                "512); lowered to fit the policy's positions"})
     judge_models: tuple[str, ...] = field(default=(), metadata={
         "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]",
         "eval_only": True})  # where a judge lives does not change what is trained (its id is in RL recipes)
@@ -60,6 +63,8 @@ class PaperTaskParams(TextTaskParams):
             raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         if self.n_sft < 0 or self.n_rl < 1 or self.n_validation < 1:
             raise ValueError("n_sft must be >= 0, n_rl and n_validation >= 1")
+        if self.max_prompt_tokens < 1:
+            raise ValueError(f"max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
         for entry in self.judge_models:
             if "=" not in entry:
                 raise ValueError(f"judge_models entries are OBJECTIVE=PATH, got {entry!r}")
@@ -122,7 +127,7 @@ class HubTextTask(TextTask):
 
     # --- data --------------------------------------------------------------------------------------
     def splits(self) -> MiniSplits:
-        return _cached_splits(self)
+        return _cached_splits(self)[0]
 
     def load_splits(self) -> MiniSplits:
         """Read the dataset (hub or local) and build the task's splits."""
@@ -133,6 +138,49 @@ class HubTextTask(TextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         raise NotImplementedError
+
+    def fit_prompts(self, splits: MiniSplits) -> tuple[MiniSplits, dict[str, int]]:
+        """Drop the prompts longer than `max_prompt_tokens` policy tokens, as the reference code does
+        (hh-rlhf transcripts run to thousands of tokens); returns the splits and the number dropped per
+        split, which every results file records."""
+        from transformers import AutoConfig, AutoTokenizer
+
+        source = self.policy_source()
+        config = AutoConfig.from_pretrained(source)
+        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        limit = self.limit_prompt_tokens(positions)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+
+        def fits(prompts: list[TextPrompt]) -> list[bool]:
+            if not prompts:
+                return []
+            lengths = [len(ids) for ids in tokenizer([p.text for p in prompts])["input_ids"]]
+            return [n <= limit for n in lengths]
+
+        sft_ok = fits([prompt for prompt, _ in splits.sft])
+        kept = {name: [p for p, ok in zip(getattr(splits, name), fits(getattr(splits, name))) if ok]
+                for name in ("rl", "validation", "test")}
+        dropped = {"over_tokens": limit, "sft": sft_ok.count(False),
+                   **{name: len(getattr(splits, name)) - len(kept[name]) for name in kept}}
+        for name in ("rl", "validation", "test"):
+            if not kept[name]:
+                raise MobenchError(f"{self.name}: no {name} prompt fits max_prompt_tokens={limit}")
+        return MiniSplits(sft=[pair for pair, ok in zip(splits.sft, sft_ok) if ok], extra_text=splits.extra_text,
+                          **kept), dropped
+
+    def limit_prompt_tokens(self, positions: int | None) -> int:
+        """`max_prompt_tokens`, lowered where a prompt plus `max_new_tokens` would pass the policy's
+        positions (GPT-2: 1024); the limit used is recorded with the dropped counts."""
+        limit = self.params.max_prompt_tokens
+        if positions:
+            limit = min(limit, positions - self.params.max_new_tokens)
+        if limit < 1:
+            raise MobenchError(f"max_new_tokens={self.params.max_new_tokens} leaves no room for a prompt in the "
+                               f"policy's {positions} positions")
+        return limit
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "dropped_prompts": _cached_splits(self)[1]}
 
     # --- policy ------------------------------------------------------------------------------------
     def sft_settings(self) -> SFTSettings:
@@ -172,6 +220,6 @@ class HubTextTask(TextTask):
 
 
 @lru_cache(maxsize=8)
-def _cached_splits(task: HubTextTask) -> MiniSplits:
+def _cached_splits(task: HubTextTask) -> tuple[MiniSplits, dict[str, int]]:
     require([a for a in task.assets() if a.kind == "dataset"])  # runs check every asset; data needs only this
-    return task.load_splits()
+    return task.fit_prompts(task.load_splits())

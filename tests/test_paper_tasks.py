@@ -38,9 +38,9 @@ def test_summary_prompt_by_hand():
                                                      "### Input: My cat won't eat. ### Response: ")
 
 
-def test_hh_task_reads_local_rows(tmp_path):
+def test_hh_task_reads_local_rows(tmp_path, models):
     data = write_hh(tmp_path / "hh")
-    task = tasks.create(f"hh2:dataset={data}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
+    task = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
     splits = task.splits()
     assert len(splits.sft) == 8 and len(splits.rl) == 5 and len(splits.validation) == 3
     # Test = every 4th test row; the evaluation takes the first n_test of them.
@@ -51,8 +51,36 @@ def test_hh_task_reads_local_rows(tmp_path):
     assert not {p.id for p in splits.rl} & {p.id for p, _ in splits.sft}
 
 
-def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path):
-    task = tasks.create(f"summary:dataset={write_summary(tmp_path / 's')}:n_test=10:n_sft=6")
+def test_long_prompts_are_dropped_and_counted(tmp_path, models):
+    from transformers import AutoTokenizer
+
+    data = write_hh(tmp_path / "hh")
+    rows = (data / "test.jsonl").read_text().splitlines()
+    long_row = json.loads(rows[0])
+    long_row["chosen"] = "\n\nHuman: why did the dog sit on the mat?" * 12 + long_row["chosen"]
+    (data / "test.jsonl").write_text("\n".join([json.dumps(long_row)] + rows[1:]) + "\n")
+    tokenizer = AutoTokenizer.from_pretrained(models["policy"])
+    spec = f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3"
+    full = tasks.create(spec).splits()
+    lengths = [len(tokenizer(p.text)["input_ids"]) for p in full.test]
+    limit = sorted(lengths)[-2]  # only the long transcript is longer
+    task = tasks.create(f"{spec}:max_prompt_tokens={limit}")
+    splits = task.splits()
+    assert all(len(tokenizer(p.text)["input_ids"]) <= limit for p in splits.test + splits.rl + splits.validation)
+    dropped = task.describe()["dropped_prompts"]
+    assert dropped["over_tokens"] == limit
+    assert dropped["test"] == len(full.test) - len(splits.test) == sum(n > limit for n in lengths) > 0
+    # The fixture policy has 512 positions: the new tokens lower the limit the same way.
+    lowered = tasks.create(f"{spec}:max_new_tokens={512 - limit}").describe()["dropped_prompts"]
+    assert lowered["over_tokens"] == limit and lowered["test"] == 1
+    with pytest.raises(MobenchError, match="no rl prompt fits max_prompt_tokens=12"):
+        tasks.create(f"{spec}:max_new_tokens=500").splits()
+    with pytest.raises(MobenchError, match="leaves no room for a prompt"):
+        tasks.create(f"{spec}:max_new_tokens=512").splits()
+
+
+def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path, models):
+    task = tasks.create(f"summary:dataset={write_summary(tmp_path / 's')}:policy={models['policy']}:n_test=10:n_sft=6")
     splits = task.splits()
     # 100 < len(post) < 1200, post not None, one per id, sorted by id.
     assert [p.id for p in splits.test] == ["summary:t3_00001", "summary:t3_00003", "summary:t3_00007"]
@@ -65,8 +93,8 @@ def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path):
     assert len(splits.sft) == 6 and {int(p.id.split("_")[1]) % 2 for p in splits.rl} == {1}
 
 
-def test_qa_task_reads_the_four_files(tmp_path):
-    task = tasks.create(f"lfqa-fr:dataset={write_qa(tmp_path / 'qa')}:n_sft=5")
+def test_qa_task_reads_the_four_files(tmp_path, models):
+    task = tasks.create(f"lfqa-fr:dataset={write_qa(tmp_path / 'qa')}:policy={models['policy']}:n_sft=5")
     splits = task.splits()
     assert len(splits.sft) == 5 and len(splits.rl) == 12 and len(splits.validation) == 6 and len(splits.test) == 6
     prompt = splits.test[0]
