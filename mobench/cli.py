@@ -153,6 +153,7 @@ def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | 
 @click.argument("kind", type=click.Choice(["tasks", "methods", "judges"]))
 def list_components(kind: str) -> None:
     """List registered tasks, methods or judges with their parameters."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mobench import registry
@@ -170,12 +171,13 @@ def list_components(kind: str) -> None:
         cls = reg.get(name)
         params = "\n".join(f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")
                            + (f"  ({p.help})" if p.help else "") for p in param_fields(cls.Params)) or "–"
-        row = [name, cls.description()]
+        description = cls.description() if callable(cls.description) else str(cls.description)
+        row = [name, description]
         if kind == "tasks":
             row.append(" vs ".join(o.name for o in cls.objectives))
             row.append(_asset_lines(cls))
         row.append(params)
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # "[missing: …]" and "[a=b]" are text, not rich markup
     _wide_console().print(table)
 
 

@@ -198,3 +198,5 @@ def test_ls_tasks_lists_paper_tasks_with_their_assets(cli):
     for name in ("hh1", "hh2", "summary", "lfqa-fr", "lfqa-cr", "lfqa-fc", "lfqa"):
         assert f" {name} " in result.out
     assert "Anthropic/hh-rlhf" in result.out and "not set" in result.out
+    assert "[missing" in result.out  # the reachability status, not swallowed as rich markup
+    assert "judge_models=[" in result.out or "[helpful=" in result.out
