@@ -198,8 +198,9 @@ class Mage(Method):
                 star = self._bone_soup(mu)
                 # Same merge as the base: reuse its model, so it runs once per token.
                 model = base_model if self.params.base == "bone-soup" else task.token_model(ctx, star)
-            else:
-                model = task.token_model(ctx, task_arithmetic(self.sft, self.experts, mu))
+            else:  # naive: Σ μ_i θ_i of the experts, which is the base itself when base = rs
+                model = base_model if self.params.base == "rs" else \
+                    task.token_model(ctx, task_arithmetic(self.sft, self.experts, mu))
             return [Term(model, gamma, name="merged-pi-star"), ref]
         return [Term(model, gamma * float(m), name=f"pi-star{i}")
                 for i, (model, m) in enumerate(zip(self.expert_models, mu))] + [ref]

@@ -118,6 +118,17 @@ def test_guidance_changes_the_output_and_the_base_choice_matters(micro):
     assert _generate(micro, "mage-i-m:gamma=0:base=sft", [0.5, 0.5]) != plain
 
 
+@pytest.mark.parametrize("spec", ["mage-i-m:gamma=1", "mage-i-m:gamma=1:guide_merge=naive:base=rs"])
+def test_a_merged_guide_equal_to_the_base_runs_once_per_token(micro, spec):
+    from mobench.registry import methods
+
+    ctx = _context(micro)
+    method = methods.create(spec)
+    method.prepare(ctx)
+    plan = method.generator(ctx, np.asarray([0.3, 0.7])).decoder.plan
+    assert len(plan.models()) == 2  # the base (= the merged π*) and π_ref
+
+
 def test_beam_look_ahead_runs_through_the_method(micro):
     out = _generate(micro, "mage-i-m:gamma=1:decoding=beam:beam_width=2:expansion=2:lookahead=3", [0.3, 0.7])
     assert len(out) == len(micro["prompts"])
