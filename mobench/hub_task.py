@@ -146,10 +146,10 @@ class HubTextTask(TextTask):
         from transformers import AutoConfig, AutoTokenizer
 
         source = self.policy_source()
-        config = AutoConfig.from_pretrained(source)
+        config = _pretrained(AutoConfig, source, "the policy's config")
         positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
         limit = self.limit_prompt_tokens(positions)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
 
         def fits(prompts: list[TextPrompt]) -> list[bool]:
             if not prompts:
@@ -194,29 +194,40 @@ class HubTextTask(TextTask):
                 "sft": self.sft_settings().to_dict()}
 
     def policy_dtype(self) -> Any:
-        """bf16 on a GPU (a 7B policy in fp32 would not fit beside its guides); fp32 on the CPU."""
+        """bf16 on a GPU that has it (a 7B policy in fp32 would not fit beside its guides) for decoding;
+        fp32 elsewhere. Training always keeps fp32 weights (`training.fp32_master_weights`)."""
         import torch
 
-        return torch.bfloat16 if torch.cuda.is_available() else None
+        from mobench.training import bf16_available
+
+        return torch.bfloat16 if bf16_available() else None
 
     def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
+        """The pretrained policy in fp32 (SFT trains it: bf16 weights would lose most updates)."""
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
         source = self.policy_source()
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        config_type = getattr(__import__("transformers").AutoConfig.from_pretrained(source), "is_encoder_decoder", False)
-        if config_type:
+        if getattr(_pretrained(AutoConfig, source, "the policy's config"), "is_encoder_decoder", False):
             raise MobenchError(f"{source} is an encoder-decoder model; the decoding engine steers causal LMs only "
                                "(use preset=small or a causal policy)")
-        dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model = _pretrained(AutoModelForCausalLM, source, "the policy", dtype=torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")
         return model, tokenizer
+
+
+def _pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
+    """`loader.from_pretrained(source)`, with a clear error for a gated, private or broken model."""
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise MobenchError(f"cannot load {what} from {source!r}: {str(exc).splitlines()[0]} "
+                           "(gated models need `huggingface-cli login`; or pass a local folder)") from None
 
 
 @lru_cache(maxsize=8)

@@ -35,6 +35,8 @@ def lora_deltas(adapter_state: Mapping[str, Any], scaling: float, fan_in_fan_out
         if ".lora_A." not in key:
             continue
         b = adapter_state[key.replace(".lora_A.", ".lora_B.")]
+        # fp32 on the CPU, where the merges happen (peft leaves the adapters on the training device).
+        a, b = a.detach().float().cpu(), b.detach().float().cpu()
         module = key.split(".lora_A.")[0]
         module = module[len(PREFIX):] if module.startswith(PREFIX) else module
         delta = (b @ a) * scaling

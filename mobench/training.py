@@ -67,12 +67,29 @@ def quiet_libraries() -> None:
     logging.getLogger("trl").setLevel(logging.ERROR)
 
 
+def bf16_available() -> bool:
+    """A GPU that computes in bf16 (Ampere or newer); V100s and T4s do not."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def fp32_master_weights(model: Any) -> Any:
+    """Train in fp32 (bf16 only as autocast): AdamW steps of ~1e-5 are below one bf16 ulp of most
+    weights, so a model held in bf16 would silently lose most of its updates."""
+    import torch
+
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        model.float()
+    return model
+
+
 def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
     import torch
 
     gpu = torch.cuda.is_available()
-    # bf16 on a GPU; fp32 on the CPU (trl's bf16 default fails or crawls there).
-    return dict(output_dir=output_dir, use_cpu=not gpu, bf16=gpu, report_to=[], save_strategy="no",
+    # bf16 autocast on a GPU that has it; fp32 on the CPU (trl's bf16 default fails or crawls there).
+    return dict(output_dir=output_dir, use_cpu=not gpu, bf16=bf16_available(), report_to=[], save_strategy="no",
                 seed=seed, data_seed=seed, disable_tqdm=True, dataloader_num_workers=0,
                 activation_checkpointing=False, lr_scheduler_type="constant")
 
@@ -95,7 +112,7 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
                          learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
                          max_length=settings.max_length, completion_only_loss=True,
                          logging_steps=max(1, settings.steps // 10))
-        trainer = SFTTrainer(model=model, args=args, train_dataset=rows(pairs),
+        trainer = SFTTrainer(model=fp32_master_weights(model), args=args, train_dataset=rows(pairs),
                              eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer)
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train()
@@ -212,7 +229,7 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
                          per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          beta=settings.beta / main_weight, max_length=settings.max_length,
                          precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
-        trainer = margin_dpo_trainer()(model=model, ref_model=ref_model, args=args, train_dataset=dataset,
+        trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=ref_model, args=args, train_dataset=dataset,
                                        processing_class=tokenizer)
         if len(trainer.train_dataset) == 0:
             raise MobenchError(f"MODPO: every one of the {len(rows)} pairs has a prompt of >= {settings.max_length} "

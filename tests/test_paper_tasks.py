@@ -79,6 +79,30 @@ def test_long_prompts_are_dropped_and_counted(tmp_path, models):
         tasks.create(f"{spec}:max_new_tokens=512").splits()
 
 
+def test_a_policy_folder_that_cannot_be_loaded_is_a_clear_error(tmp_path):
+    data = write_hh(tmp_path / "hh")
+    (tmp_path / "empty-policy").mkdir()
+    with pytest.raises(MobenchError, match="cannot load the policy's config from"):
+        tasks.create(f"hh2:dataset={data}:policy={tmp_path / 'empty-policy'}").splits()
+
+
+def test_training_keeps_fp32_weights_and_lora_deltas_land_on_the_cpu_in_fp32():
+    import torch
+
+    from mobench.lora import lora_deltas
+    from mobench.tinylm import TinyLMSpec, build_model, train_tokenizer
+    from mobench.training import fp32_master_weights
+
+    tokenizer = train_tokenizer(["a b c d e f g"] * 20, 280)
+    model = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=16, n_head=2, n_positions=32), tokenizer, 0)
+    model.to(torch.bfloat16)
+    assert all(p.dtype == torch.float32 for p in fp32_master_weights(model).parameters())
+    state = {"base_model.model.x.lora_A.weight": torch.ones(2, 3, dtype=torch.bfloat16),
+             "base_model.model.x.lora_B.weight": torch.ones(4, 2, dtype=torch.bfloat16)}
+    delta = lora_deltas(state, 0.5, False)["x.weight"]
+    assert delta.dtype == torch.float32 and delta.device.type == "cpu" and torch.equal(delta, torch.ones(4, 3))
+
+
 def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path, models):
     task = tasks.create(f"summary:dataset={write_summary(tmp_path / 's')}:policy={models['policy']}:n_test=10:n_sft=6")
     splits = task.splits()
