@@ -53,6 +53,8 @@ class PaperTaskParams(TextTaskParams):
     max_prompt_tokens: int = field(default=512, metadata={
         "help": "prompts longer than this many policy tokens are dropped (the reference code filters hh-rlhf at "
                 "512); lowered to fit the policy's positions"})
+    decode_batch_size: int = field(default=16, metadata={
+        "help": "prompts decoded at once (each model in play keeps a KV cache of this many rows)"})
     judge_models: tuple[str, ...] = field(default=(), metadata={
         "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]",
         "eval_only": True})  # where a judge lives does not change what is trained (its id is in RL recipes)
@@ -63,6 +65,8 @@ class PaperTaskParams(TextTaskParams):
             raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
         if self.n_sft < 0 or self.n_rl < 1 or self.n_validation < 1:
             raise ValueError("n_sft must be >= 0, n_rl and n_validation >= 1")
+        if self.decode_batch_size < 1:
+            raise ValueError(f"decode_batch_size must be >= 1, got {self.decode_batch_size}")
         if self.max_prompt_tokens < 1:
             raise ValueError(f"max_prompt_tokens must be >= 1, got {self.max_prompt_tokens}")
         for entry in self.judge_models:
@@ -138,6 +142,9 @@ class HubTextTask(TextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         raise NotImplementedError
+
+    def decode_config(self, **overrides: Any) -> Any:
+        return super().decode_config(**{"batch_size": self.params.decode_batch_size, **overrides})
 
     def fit_prompts(self, splits: MiniSplits) -> tuple[MiniSplits, dict[str, int]]:
         """Drop the prompts longer than `max_prompt_tokens` policy tokens, as the reference code does

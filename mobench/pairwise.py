@@ -162,8 +162,11 @@ class PairwiseClient:
         return self._client
 
     def key(self, objective: str, prompt: str, first: str, second: str, order: str) -> str:
-        payload = [self.judge_id, self.settings.model, TEMPLATE_HASH, objective, criterion_for(objective), prompt,
-                   first, second, order]
+        # The server too: the same model name on another server (a local vLLM, a re-pointed alias) is
+        # another judge.
+        server = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        payload = [self.judge_id, server, self.settings.model, TEMPLATE_HASH, objective, criterion_for(objective),
+                   prompt, first, second, order]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
     def ask(self, objective: str, prompt: str, first: str, second: str, order: str) -> str:

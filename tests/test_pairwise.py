@@ -146,6 +146,10 @@ def test_rerun_is_served_from_the_cache(server, tmp_path):
     assert len(server.requests) == 2 and again.usage.requests == 0 and again.usage.cache_hits == 2
     compare(again, "harmless", "Q?", "good", "bad")  # another objective is another verdict
     assert len(server.requests) == 4
+    elsewhere = PairwiseClient(ClientSettings(base_url=server.url.replace("/v1", "/v1/"), model="judge-model"),
+                               "gpt4-pairwise@1", VerdictCache(tmp_path / "cache.sqlite"), sleep=lambda s: None)
+    compare(elsewhere, "helpful", "Q?", "good", "bad")  # another base URL is another judge: asked again
+    assert len(server.requests) == 6
 
 
 def test_budget_stops_new_requests(server, tmp_path):

@@ -46,6 +46,7 @@ def test_hh_task_reads_local_rows(tmp_path, models):
     # Test = every 4th test row; the evaluation takes the first n_test of them.
     assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008", "1012"]
     assert [p.id for p in task.evaluation_prompts()] == [p.id for p in splits.test[:3]]
+    assert task.decode_config().batch_size == 16 and task.decode_config(batch_size=4).batch_size == 4
     prompt, reply = splits.sft[0]
     assert prompt.text.endswith(" \n\nAssistant:") and reply.startswith("Why did the chicken")
     assert not {p.id for p in splits.rl} & {p.id for p, _ in splits.sft}
