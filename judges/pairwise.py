@@ -27,10 +27,15 @@ class PairwiseParams:
     timeout: float = field(default=60.0, metadata={"help": "seconds per request"})
     retries: int = field(default=5, metadata={"help": "retries on 429 / 5xx / timeouts, with backoff"})
     backoff: float = field(default=1.0, metadata={"help": "seconds before the first retry (doubles)"})
+    temperature: float | None = field(default=0.0, metadata={
+        "help": "sampling temperature sent to the judge (none: not sent; reasoning models reject it)"})
+    max_tokens: int = field(default=200, metadata={"help": "answer length limit sent to the judge (0: not sent)"})
 
     def __post_init__(self) -> None:
         if self.max_requests < 0 or self.max_cost < 0 or self.retries < 0 or self.timeout <= 0 or self.backoff < 0:
             raise ValueError("budgets, retries and backoff must be >= 0 and timeout > 0")
+        if self.max_tokens < 0 or (self.temperature is not None and self.temperature < 0):
+            raise ValueError("max_tokens and temperature must be >= 0")
 
 
 @judges.register("gpt4-pairwise")
@@ -52,7 +57,7 @@ class GPT4Pairwise(PairwiseJudge):
             settings = ClientSettings(model=p.model, base_url=p.base_url, api_key_env=p.api_key_env,
                                       max_requests=p.max_requests, max_cost=p.max_cost, price_input=p.price_input,
                                       price_output=p.price_output, timeout=p.timeout, retries=p.retries,
-                                      backoff=p.backoff)
+                                      backoff=p.backoff, temperature=p.temperature, max_tokens=p.max_tokens)
             cache = VerdictCache(Path(default_home()) / "judge-cache" / "pairwise.sqlite")
             # Budget and connection settings do not change a verdict, so they stay out of the cache key.
             self._client = PairwiseClient(settings, f"{self.name}@{self.version}", cache)

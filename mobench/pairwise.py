@@ -97,7 +97,8 @@ class ClientSettings:
     timeout: float = 60.0
     retries: int = 5
     backoff: float = 1.0  # seconds before the first retry; doubles each time
-    max_tokens: int = 200
+    max_tokens: int = 200  # 0: not sent (reasoning models take max_completion_tokens instead)
+    temperature: float | None = 0.0  # None: not sent (reasoning models reject it)
 
 
 @dataclass
@@ -165,8 +166,8 @@ class PairwiseClient:
         # The server too: the same model name on another server (a local vLLM, a re-pointed alias) is
         # another judge.
         server = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        payload = [self.judge_id, server, self.settings.model, TEMPLATE_HASH, objective, criterion_for(objective),
-                   prompt, first, second, order]
+        payload = [self.judge_id, server, self.settings.model, self.settings.temperature, TEMPLATE_HASH, objective,
+                   criterion_for(objective), prompt, first, second, order]
         return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
     def ask(self, objective: str, prompt: str, first: str, second: str, order: str) -> str:
@@ -205,8 +206,12 @@ class PairwiseClient:
             self._check_budget()
             self.usage.requests += 1
             try:
-                response = client.chat.completions.create(model=self.settings.model, messages=messages,
-                                                          temperature=0, max_tokens=self.settings.max_tokens)
+                options: dict[str, Any] = {}
+                if self.settings.temperature is not None:
+                    options["temperature"] = self.settings.temperature
+                if self.settings.max_tokens:
+                    options["max_tokens"] = self.settings.max_tokens
+                response = client.chat.completions.create(model=self.settings.model, messages=messages, **options)
             except retryable as exc:
                 name = type(exc).__name__
                 self.usage.errors[name] = self.usage.errors.get(name, 0) + 1

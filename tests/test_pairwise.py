@@ -27,6 +27,7 @@ class FakeJudge:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
         self.fail: list[int] = []
         self.bias = 0
         self.lock = threading.Lock()
@@ -39,6 +40,7 @@ class FakeJudge:
             user = body["messages"][-1]["content"]
             first, second = _PAIR.search(user).groups()
             self.requests.append((first, second))
+            self.bodies.append(body)
 
         def score(text: str) -> int:
             return 9 if "good" in text else 2 if "bad" in text else 5
@@ -195,3 +197,14 @@ def test_judge_command_errors(cli, tmp_path):
     assert result.code == 0
     err = cli("judge", "q", "--judges", "gpt4-pairwise:reference=bone-soup:base_url='http://127.0.0.1:9/v1'").err
     assert "reference method 'bone-soup' is not in this run" in err
+
+
+def test_temperature_and_max_tokens_can_be_left_out_for_reasoning_models(server, tmp_path):
+    from mobench.registry import judges
+
+    compare(_client(server, tmp_path), "helpful", "Q?", "good", "bad")
+    assert server.bodies[-1]["temperature"] == 0 and server.bodies[-1]["max_tokens"] == 200
+    bare = _client(server, tmp_path, temperature=None, max_tokens=0)
+    assert compare(bare, "helpful", "Q?", "good", "bad").win == 1.0  # another temperature: asked again
+    assert "temperature" not in server.bodies[-1] and "max_tokens" not in server.bodies[-1]
+    assert judges.create("gpt4-pairwise:temperature=none:max_tokens=0").params.temperature is None
