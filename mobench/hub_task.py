@@ -198,7 +198,11 @@ class HubTextTask(TextTask):
     def _sft_recipe(self) -> dict[str, Any]:
         return {"data": self.name, "data_version": self.data_version, "dataset": self.dataset_source(),
                 "data_sha": self.data_fingerprint, "policy_model": self.policy_source(),
-                "sft": self.sft_settings().to_dict()}
+                "sft": self.sft_settings().to_dict(), "sft_lora_r": self.sft_lora_rank()}
+
+    def sft_lora_rank(self) -> int:
+        """SFT trains LoRA adapters when RL does (llama2-7b: r 64, α 128, paper Table 1)."""
+        return self.params.lora_r
 
     def policy_dtype(self) -> Any:
         """bf16 on a GPU that has it (a 7B policy in fp32 would not fit beside its guides) for decoding;

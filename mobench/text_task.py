@@ -98,6 +98,10 @@ class TextTask(Task):
     def sft_settings(self) -> SFTSettings:
         return SFTSettings(steps=self.params.sft_steps)
 
+    def sft_lora_rank(self) -> int:
+        """LoRA rank of the SFT step (0: full weights, as the tiny mini-task policies)."""
+        return 0
+
     def rl_settings(self) -> RLSettings:
         return RLSettings(learning_rate=self.params.rl_lr, kl_beta=self.params.kl_beta,
                           max_completion_length=self.params.max_new_tokens)
@@ -147,7 +151,8 @@ class TextTask(Task):
             eos = tokenizer.eos_token
             pairs = [(p.text, reply + eos) for p, reply in splits.sft]
             held_out = [(p.text, p.references[0] + eos) for p in splits.validation if p.references]
-            info = run_sft(model, tokenizer, pairs, self.sft_settings(), ctx.seed, eval_pairs=held_out)
+            info = run_sft(model, tokenizer, pairs, self.sft_settings(), ctx.seed, eval_pairs=held_out,
+                           lora_rank=self.sft_lora_rank())
             save_pretrained(model, tokenizer, directory)
             return {**info, "n_pairs": len(pairs), "parameters": sum(p.numel() for p in model.parameters())}
 

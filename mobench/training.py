@@ -95,8 +95,9 @@ def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
 
 
 def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settings: SFTSettings,
-            seed: int, eval_pairs: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-    """Fine-tune `model` in place on (prompt, response) pairs, loss on the response only."""
+            seed: int, eval_pairs: Sequence[tuple[str, str]] = (), lora_rank: int = 0) -> dict[str, Any]:
+    """Fine-tune `model` in place on (prompt, response) pairs, loss on the response only. With
+    `lora_rank`, train LoRA adapters of that rank (paper Table 1 for Llama-2-7B) and merge them in."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -112,13 +113,23 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
                          learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
                          max_length=settings.max_length, completion_only_loss=True,
                          logging_steps=max(1, settings.steps // 10))
+        peft_config = None
+        if lora_rank:
+            from mobench.lora import lora_config
+
+            peft_config = lora_config(lora_rank, model.config.model_type)
         trainer = SFTTrainer(model=fp32_master_weights(model), args=args, train_dataset=rows(pairs),
-                             eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer)
+                             eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer,
+                             peft_config=peft_config)
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train()
             evaluation = trainer.evaluate() if eval_pairs else {}
+        if lora_rank:
+            merged = trainer.model.merge_and_unload()
+            if merged is not model:  # peft wraps `model` in place; copy the weights back if it did not
+                model.load_state_dict(merged.state_dict())
     curve = [{"step": h["step"], "loss": round(h["loss"], 4)} for h in trainer.state.log_history if "loss" in h]
-    return {"settings": settings.to_dict(), "curve": curve,
+    return {"settings": settings.to_dict(), "curve": curve, "lora_rank": lora_rank,
             "validation_loss": round(evaluation["eval_loss"], 4) if evaluation else None}
 
 

@@ -225,3 +225,23 @@ def test_ls_tasks_lists_paper_tasks_with_their_assets(cli):
     assert "Anthropic/hh-rlhf" in result.out and "not set" in result.out
     assert "[missing" in result.out  # the reachability status, not swallowed as rich markup
     assert "judge_models=[" in result.out or "[helpful=" in result.out
+
+
+def test_sft_trains_lora_adapters_and_merges_them_when_the_task_uses_lora(tmp_path, models):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mobench.artifacts import ArtifactStore
+    from mobench.context import RunContext
+
+    data = write_hh(tmp_path / "hh")
+    task = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:lora_r=4:sft_steps=3:n_sft=8:n_rl=4:"
+                        f"n_validation=2:max_new_tokens=6")
+    ctx = RunContext(task, 0, ArtifactStore(tmp_path / "home"))
+    state = task.initial_policy(ctx)
+    base = AutoModelForCausalLM.from_pretrained(models["policy"]).state_dict()
+    assert not any("lora_" in key or "base_layer" in key for key in state) and set(state) >= {k for k in base if "attn.bias" not in k}
+    assert torch.equal(state["transformer.wte.weight"], base["transformer.wte.weight"])  # not adapted
+    assert not torch.equal(state["transformer.h.0.attn.c_attn.weight"], base["transformer.h.0.attn.c_attn.weight"])
+    manifest = json.loads(next((tmp_path / "home").glob("artifacts/sft-policy-*/manifest.json")).read_text())
+    assert manifest["recipe"]["policy"]["sft_lora_r"] == 4 and manifest["info"]["lora_rank"] == 4
