@@ -136,6 +136,11 @@ def check_vocab_sizes(plan: Plan, vocab_size: int) -> None:
             raise MobenchError(f"model {term.name or '?'} has {width} outputs but the tokenizer {vocab_size} tokens")
 
 
+def max_positions(config: Any) -> int | None:
+    """How many positions a model takes (GPT-2 `n_positions`, Llama-style `max_position_embeddings`)."""
+    return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+
+
 # ----------------------------------------------------------------------------- the loop
 
 class _CachedModel:
@@ -275,9 +280,7 @@ class Decoder:
     def _check_length(self, longest_prompt: int) -> None:
         """A prompt plus the new tokens must fit every model's positions (past them GPT-2 indexes out of
         its position table: an IndexError on the CPU, a device-side assert that poisons a CUDA process)."""
-        limits = [getattr(m.config, "n_positions", None) or getattr(m.config, "max_position_embeddings", None)
-                  for m in self.plan.models()]
-        limit = min((n for n in limits if n), default=None)
+        limit = min((n for n in (max_positions(m.config) for m in self.plan.models()) if n), default=None)
         if limit is not None and longest_prompt + self.config.max_new_tokens > limit:
             raise MobenchError(f"a prompt of {longest_prompt} tokens plus {self.config.max_new_tokens} new tokens "
                                f"exceeds the model's {limit} positions; shorten or drop long prompts, or lower "

@@ -152,10 +152,10 @@ class HubTextTask(TextTask):
         split, which every results file records."""
         from transformers import AutoConfig, AutoTokenizer
 
+        from mobench.decoding import max_positions
+
         source = self.policy_source()
-        config = _pretrained(AutoConfig, source, "the policy's config")
-        positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
-        limit = self.limit_prompt_tokens(positions)
+        limit = self.limit_prompt_tokens(max_positions(_pretrained(AutoConfig, source, "the policy's config")))
         tokenizer = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
 
         def fits(prompts: list[TextPrompt]) -> list[bool]:

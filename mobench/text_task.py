@@ -268,12 +268,13 @@ class TextTask(Task):
         the task's SFT settings for `steps` steps; returns (state, training info)."""
         import dataclasses
 
+        from mobench.decoding import max_positions
         from mobench.training import run_sft
 
         model = self.token_model(ctx, init)
         eos = self.tokenizer(ctx).eos_token
         # Conditioned prompts are longer than the task's own; never exceed the model's positions.
-        positions = getattr(model.config, "n_positions", None) or self.sft_settings().max_length
+        positions = max_positions(model.config) or self.sft_settings().max_length
         settings = dataclasses.replace(self.sft_settings(), steps=steps,
                                        max_length=min(self.sft_settings().max_length, positions))
         info = run_sft(model, self.tokenizer(ctx), [(p, r + eos) for p, r in pairs], settings, ctx.seed)
