@@ -123,8 +123,11 @@ class MODPO(Method):
                 raise MobenchError(f"modpo on {task.name!r}: no preference pairs (every prompt's samples tie)")
             rows = [{**p, "margin": (1.0 - w) * p["delta_other"]} for p in pairs]
             model = task.token_model(ctx, ctx.sft_policy())
-            ref = task.token_model(ctx, ctx.sft_policy())
-            _, info = run_modpo(model, task.tokenizer(ctx), rows, w, settings, ctx.seed, ref_model=ref)
+            rank = task.finetune_lora_rank()
+            # With LoRA the reference is the model with its adapters off: no second copy of the weights.
+            ref = None if rank else task.token_model(ctx, ctx.sft_policy())
+            _, info = run_modpo(model, task.tokenizer(ctx), rows, w, settings, ctx.seed, ref_model=ref,
+                                lora_rank=rank)
             from mobench.text_task import reply_statistics
 
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}

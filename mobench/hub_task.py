@@ -198,10 +198,11 @@ class HubTextTask(TextTask):
     def _sft_recipe(self) -> dict[str, Any]:
         return {"data": self.name, "data_version": self.data_version, "dataset": self.dataset_source(),
                 "data_sha": self.data_fingerprint, "policy_model": self.policy_source(),
-                "sft": self.sft_settings().to_dict(), "sft_lora_r": self.sft_lora_rank()}
+                "sft": self.sft_settings().to_dict(), "sft_lora_r": self.finetune_lora_rank()}
 
-    def sft_lora_rank(self) -> int:
-        """SFT trains LoRA adapters when RL does (llama2-7b: r 64, α 128, paper Table 1)."""
+    def finetune_lora_rank(self) -> int:
+        """SFT, RiC, MODPO and the value models train LoRA adapters when RL does (llama2-7b: r 64, α 128,
+        paper Table 1): full-weight training of a 7B model does not fit one GPU."""
         return self.params.lora_r
 
     def policy_dtype(self) -> Any:

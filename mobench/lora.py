@@ -15,17 +15,19 @@ from mobench.training import RLSettings, RewardFunc
 PREFIX = "base_model.model."
 
 
-def lora_config(rank: int, model_type: str = "gpt2") -> Any:
-    """LoRA of rank r with α = 2r (the paper's r 64 / α 128) on every attention and MLP projection."""
+def lora_config(rank: int, model_type: str = "gpt2", modules_to_save: Sequence[str] | None = None) -> Any:
+    """LoRA of rank r with α = 2r (the paper's r 64 / α 128) on every attention and MLP projection;
+    `modules_to_save` train in full beside the adapters (a value model's new head)."""
     from peft import LoraConfig
 
+    extra = {"modules_to_save": list(modules_to_save)} if modules_to_save else {}
     if model_type == "gpt2":
         # GPT-2's attention and MLP projections are Conv1D layers (weights stored transposed).
         return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules=["c_attn", "c_proj", "c_fc"],
-                          fan_in_fan_out=True, task_type="CAUSAL_LM")
+                          fan_in_fan_out=True, task_type="CAUSAL_LM", **extra)
     # Llama-style models: peft's "all-linear" takes every nn.Linear except the output head.
     return LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, target_modules="all-linear",
-                      task_type="CAUSAL_LM")
+                      task_type="CAUSAL_LM", **extra)
 
 
 def lora_deltas(adapter_state: Mapping[str, Any], scaling: float, fan_in_fan_out: bool) -> dict[str, Any]:

@@ -38,7 +38,8 @@ class TextTaskParams:
     rl_steps: int = field(default=150, metadata={"help": "GRPO steps of a full RL run (2 prompts x 8 samples)"})
     rl_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate"})
     kl_beta: float = field(default=0.04, metadata={"help": "KL penalty to the SFT reference"})
-    lora_r: int = field(default=0, metadata={"help": "0: RL on full weights; r > 0: LoRA adapters of rank r"})
+    lora_r: int = field(default=0, metadata={
+        "help": "0: full weights; r > 0: LoRA adapters of rank r in RL (on paper tasks, in every training step)"})
     n_test: int = field(default=64, metadata={"help": "test prompts per preference", "eval_only": True})
     samples: int = field(default=2, metadata={"help": "sampled replies per test prompt", "eval_only": True})
     max_new_tokens: int = field(default=32, metadata={"help": "reply length limit in tokens"})
@@ -98,8 +99,9 @@ class TextTask(Task):
     def sft_settings(self) -> SFTSettings:
         return SFTSettings(steps=self.params.sft_steps)
 
-    def sft_lora_rank(self) -> int:
-        """LoRA rank of the SFT step (0: full weights, as the tiny mini-task policies)."""
+    def finetune_lora_rank(self) -> int:
+        """LoRA rank of every supervised step: SFT, RiC's conditioned SFT, MODPO and the value models
+        (0: full weights, as the tiny mini-task policies)."""
         return 0
 
     def rl_settings(self) -> RLSettings:
@@ -152,7 +154,7 @@ class TextTask(Task):
             pairs = [(p.text, reply + eos) for p, reply in splits.sft]
             held_out = [(p.text, p.references[0] + eos) for p in splits.validation if p.references]
             info = run_sft(model, tokenizer, pairs, self.sft_settings(), ctx.seed, eval_pairs=held_out,
-                           lora_rank=self.sft_lora_rank())
+                           lora_rank=self.finetune_lora_rank())
             save_pretrained(model, tokenizer, directory)
             return {**info, "n_pairs": len(pairs), "parameters": sum(p.numel() for p in model.parameters())}
 
@@ -277,7 +279,8 @@ class TextTask(Task):
         positions = max_positions(model.config) or self.sft_settings().max_length
         settings = dataclasses.replace(self.sft_settings(), steps=steps,
                                        max_length=min(self.sft_settings().max_length, positions))
-        info = run_sft(model, self.tokenizer(ctx), [(p, r + eos) for p, r in pairs], settings, ctx.seed)
+        info = run_sft(model, self.tokenizer(ctx), [(p, r + eos) for p, r in pairs], settings, ctx.seed,
+                       lora_rank=self.finetune_lora_rank())
         return _state_of(model), info
 
     # --- explicit value models (MAGE-E) --------------------------------------------------------
@@ -353,7 +356,8 @@ class TextTask(Task):
             model.load_state_dict(dict(self.initial_policy(ctx)))
             rewards = [row[objective] for row in data["rewards"]]
             state, info = train_value_model(model, data["prompt_ids"], data["reply_ids"], rewards,
-                                            data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed)
+                                            data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed,
+                                            lora_rank=self.finetune_lora_rank())
             self.save_policy(state, directory)
             return info
 

@@ -94,6 +94,19 @@ def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
                 activation_checkpointing=False, lr_scheduler_type="constant")
 
 
+def merge_adapters_into(model: Any, peft_model: Any) -> None:
+    """Fold trained LoRA adapters (θ + B·A·scale) into `model`, which peft wrapped in place."""
+    merged = peft_model.merge_and_unload()
+    if merged is not model:  # peft injects its layers into `model` itself; copy the weights back if it did not
+        model.load_state_dict(merged.state_dict())
+
+
+def lora_config_for(model: Any, rank: int) -> Any:
+    from mobench.lora import lora_config
+
+    return lora_config(rank, model.config.model_type)
+
+
 def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settings: SFTSettings,
             seed: int, eval_pairs: Sequence[tuple[str, str]] = (), lora_rank: int = 0) -> dict[str, Any]:
     """Fine-tune `model` in place on (prompt, response) pairs, loss on the response only. With
@@ -113,11 +126,7 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
                          learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
                          max_length=settings.max_length, completion_only_loss=True,
                          logging_steps=max(1, settings.steps // 10))
-        peft_config = None
-        if lora_rank:
-            from mobench.lora import lora_config
-
-            peft_config = lora_config(lora_rank, model.config.model_type)
+        peft_config = lora_config_for(model, lora_rank) if lora_rank else None
         trainer = SFTTrainer(model=fp32_master_weights(model), args=args, train_dataset=rows(pairs),
                              eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer,
                              peft_config=peft_config)
@@ -125,9 +134,7 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
             trainer.train()
             evaluation = trainer.evaluate() if eval_pairs else {}
         if lora_rank:
-            merged = trainer.model.merge_and_unload()
-            if merged is not model:  # peft wraps `model` in place; copy the weights back if it did not
-                model.load_state_dict(merged.state_dict())
+            merge_adapters_into(model, trainer.model)
     curve = [{"step": h["step"], "loss": round(h["loss"], 4)} for h in trainer.state.log_history if "loss" in h]
     return {"settings": settings.to_dict(), "curve": curve, "lora_rank": lora_rank,
             "validation_loss": round(evaluation["eval_loss"], 4) if evaluation else None}
@@ -217,11 +224,13 @@ def margin_dpo_trainer() -> type:
 
 def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_weight: float,
               settings: DPOSettings, seed: int, ref_model: Any | None = None,
-              train: bool = True) -> tuple[Any, dict[str, Any]]:
+              train: bool = True, lora_rank: int = 0) -> tuple[Any, dict[str, Any]]:
     """MODPO in place on `rows` ({prompt, chosen, rejected, margin}; margin = Σ_k w_k Δr_k).
 
     `main_weight` is w₀ (> 0); with every margin 0 and w₀ = 1 this is plain DPO with β.
-    Returns (trainer, info); `train=False` only builds the trainer (tests compute its loss)."""
+    Returns (trainer, info); `train=False` only builds the trainer (tests compute its loss).
+    With `lora_rank`, LoRA adapters train and are merged into `model` afterwards; the reference is then
+    the model with its adapters off, so `ref_model` is not used (no second copy of the weights)."""
     from datasets import Dataset
     from trl import DPOConfig
 
@@ -240,8 +249,9 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
                          per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          beta=settings.beta / main_weight, max_length=settings.max_length,
                          precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
-        trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=ref_model, args=args, train_dataset=dataset,
-                                       processing_class=tokenizer)
+        trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=None if lora_rank else ref_model,
+                                       args=args, train_dataset=dataset, processing_class=tokenizer,
+                                       peft_config=lora_config_for(model, lora_rank) if lora_rank else None)
         if len(trainer.train_dataset) == 0:
             raise MobenchError(f"MODPO: every one of the {len(rows)} pairs has a prompt of >= {settings.max_length} "
                                "tokens, which trl drops; raise max_length")
@@ -249,11 +259,14 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
             return trainer, {}
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train()
+        if lora_rank:
+            merge_adapters_into(model, trainer.model)
     finally:
         shutil.rmtree(output_dir, ignore_errors=True)
     curve = [{"step": h["step"], "loss": round(h["loss"], 4),
               **({"margin": round(h["rewards/margins"], 4)} if "rewards/margins" in h else {})}
              for h in trainer.state.log_history if "loss" in h]
     model.eval()
-    return trainer, {"settings": settings.to_dict(), "main_weight": main_weight, "n_pairs": len(rows),
+    return trainer, {"settings": settings.to_dict(), "main_weight": main_weight, "lora_rank": lora_rank,
+                     "n_pairs": len(rows),
                      "n_pairs_trained": len(trainer.train_dataset), "curve": curve}

@@ -96,11 +96,13 @@ def _predict(model: Any, batch: dict[str, Any]) -> Any:
 
 def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]],
                       rewards: Sequence[float], groups: Sequence[int], pad: int, settings: ValueSettings,
-                      seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+                      seed: int, lora_rank: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one value model; returns (state with `value_offset`, manifest info with held-out figures).
 
     `groups` (one per sample, e.g. the prompt index) decide the held-out split, so no prompt is on
-    both sides. Empty replies carry no token to train on and are skipped."""
+    both sides. Empty replies carry no token to train on and are skipped. With `lora_rank`, the body
+    trains LoRA adapters (merged in afterwards) and the new head trains in full: the paper's 7B value
+    models cannot train every weight on one GPU."""
     import torch
 
     torch.manual_seed(seed)
@@ -121,8 +123,11 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
     # On the GPU when there is one, and in fp32 whatever the policy's dtype: AdamW steps of lr ~1e-4 are
     # about one bf16 ulp, so a bf16 value model would lose most of its updates.
     model = value_skeleton(policy).to(device=resolve_device(), dtype=torch.float32)
+    if lora_rank:
+        model = _with_adapters(model, lora_rank)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     started = time.perf_counter()
     curve = []
     for epoch in range(settings.epochs):
@@ -137,13 +142,27 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
             optimizer.step()
             losses.append(loss.item())
         curve.append({"epoch": epoch + 1, "train_loss": round(float(np.mean(losses)), 6)})
+    if lora_rank:
+        model = model.merge_and_unload()
     model.eval()
     info = {"wall_s": round(time.perf_counter() - started, 3), "n_train": len(train), "n_heldout": len(held),
-            "offset": round(offset, 6), "curve": curve,
+            "offset": round(offset, 6), "curve": curve, "lora_rank": lora_rank,
+            "trained_parameters": sum(p.numel() for p in trainable),
             "heldout": heldout_figures(model, offset, prompt_ids, reply_ids, r, held, pad, settings.batch_size)}
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     state[OFFSET_KEY] = torch.tensor(offset)
     return state, info
+
+
+def _with_adapters(model: Any, rank: int) -> Any:
+    """`model` (a value skeleton) as a peft model: LoRA adapters on the body, the head trained in full."""
+    from peft import get_peft_model
+
+    from mobench.lora import lora_config
+
+    head = model.get_output_embeddings()
+    head_name = next(name for name, module in model.named_modules() if module is head)
+    return get_peft_model(model, lora_config(rank, model.config.model_type, modules_to_save=[head_name]))
 
 
 def heldout_figures(model: Any, offset: float, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]],

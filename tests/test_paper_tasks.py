@@ -227,7 +227,7 @@ def test_ls_tasks_lists_paper_tasks_with_their_assets(cli):
     assert "judge_models=[" in result.out or "[helpful=" in result.out
 
 
-def test_sft_trains_lora_adapters_and_merges_them_when_the_task_uses_lora(tmp_path, models):
+def test_sft_and_ric_fine_tuning_train_lora_adapters_and_merge_them_when_the_task_uses_lora(tmp_path, models):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -245,3 +245,8 @@ def test_sft_trains_lora_adapters_and_merges_them_when_the_task_uses_lora(tmp_pa
     assert not torch.equal(state["transformer.h.0.attn.c_attn.weight"], base["transformer.h.0.attn.c_attn.weight"])
     manifest = json.loads(next((tmp_path / "home").glob("artifacts/sft-policy-*/manifest.json")).read_text())
     assert manifest["recipe"]["policy"]["sft_lora_r"] == 4 and manifest["info"]["lora_rank"] == 4
+    # RiC's conditioned fine-tuning goes through the same LoRA path.
+    tuned, info = task.fine_tune(ctx, state, [("<R1> 0.5 hello?", " hi there")] * 4, steps=2)
+    assert info["lora_rank"] == 4 and set(tuned) == set(state) and not any("lora_" in key for key in tuned)
+    assert torch.equal(tuned["transformer.wte.weight"], state["transformer.wte.weight"])
+    assert not torch.equal(tuned["transformer.h.0.attn.c_attn.weight"], state["transformer.h.0.attn.c_attn.weight"])
