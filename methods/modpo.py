@@ -127,10 +127,12 @@ class MODPO(Method):
             # With LoRA the reference is the model with its adapters off: no second copy of the weights.
             ref = None if rank else task.token_model(ctx, ctx.sft_policy())
             _, info = run_modpo(model, task.tokenizer(ctx), rows, w, settings, ctx.seed, ref_model=ref,
-                                lora_rank=rank)
+                                lora_rank=rank, checkpointing=task.activation_checkpointing())
             from mobench.text_task import reply_statistics
 
-            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            # On the CPU, and the trained model and its reference freed, before sampling loads a third model.
+            state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            del model, ref
             task.save_policy(state, directory)
             info["reply_statistics"] = reply_statistics(task.generator(ctx, state).generate(task.splits().validation))
             return info

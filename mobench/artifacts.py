@@ -80,6 +80,10 @@ class ArtifactStore:
         with self._lock(artifact):
             if self.exists(artifact):  # another process finished it while we waited
                 return artifact, self.path(artifact)
+            # Staging folders of this artifact left by a killed build (kill -9 skips the cleanup below):
+            # any live builder would hold the lock we now hold.
+            for stale in (self.home / "tmp").glob(f"{artifact}.*"):
+                shutil.rmtree(stale, ignore_errors=True)
             staging = self.home / "tmp" / f"{artifact}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             staging.mkdir(parents=True)
             try:

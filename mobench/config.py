@@ -70,6 +70,10 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
     for key, value in cli.items():
         if value is not None:
             data[key] = value
+    # --grid and --prefs are one choice: the command line's replaces the file's.
+    for given, other in (("grid", "prefs"), ("prefs", "grid")):
+        if cli.get(given) is not None and cli.get(other) is None:
+            data.pop(other, None)
     if not data.get("task"):
         raise MobenchError("no task given: use --task NAME (see `mobench ls tasks`)")
     if not data.get("methods"):
@@ -77,6 +81,12 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
     for key in ("grid", "seed", "limit"):
         if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
             raise MobenchError(f"{key} must be an integer, got {data[key]!r}")
+    for key in ("task", "prefs", "out"):
+        if key in data and data[key] is not None and not isinstance(data[key], (str, Path)):
+            raise MobenchError(f"{key} must be a string, got {data[key]!r}")
+    for key in ("no_train", "offline"):
+        if key in data and not isinstance(data[key], bool):
+            raise MobenchError(f"{key} must be true or false, got {data[key]!r}")
     ctrl_ties = data.get("ctrl_ties", "strict")
     if ctrl_ties not in ("strict", "ignore"):
         raise MobenchError(f"ctrl_ties must be 'strict' or 'ignore', got {ctrl_ties!r}")

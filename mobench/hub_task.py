@@ -83,6 +83,9 @@ class HubTextTask(TextTask):
     dataset_config: ClassVar[str | None] = None
     dataset_splits: ClassVar[tuple[str, str]] = ("train", "test")  # (training rows, evaluation rows)
     data_version = "1"
+    # 3: with lora_r > 0, RiC, MODPO and the value models train LoRA adapters (were full weights), so no
+    # artifact built before is reused.
+    version = "3"
 
     # --- assets ----------------------------------------------------------------------------------
     @property
@@ -204,6 +207,10 @@ class HubTextTask(TextTask):
         """SFT, RiC, MODPO and the value models train LoRA adapters when RL does (llama2-7b: r 64, α 128,
         paper Table 1): full-weight training of a 7B model does not fit one GPU."""
         return self.params.lora_r
+
+    def activation_checkpointing(self) -> bool:
+        """On with LoRA (the 7B preset): a 7B model's activations at batch 32 do not fit one GPU."""
+        return self.params.lora_r > 0
 
     def policy_dtype(self) -> Any:
         """bf16 on a GPU that has it (a 7B policy in fp32 would not fit beside its guides) for decoding;

@@ -70,15 +70,21 @@ def adapter_deltas(peft_model: Any) -> dict[str, Any]:
 
 def grpo_lora(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_funcs: Sequence[RewardFunc],
               weights: Sequence[float], settings: RLSettings, steps: int, seed: int, rank: int,
-              extra_columns: dict[str, list[Any]] | None = None) -> tuple[Any, dict[str, Any]]:
-    """GRPO on LoRA adapters of the model in `init_dir`; returns the model with θ + ΔW, and info."""
+              extra_columns: dict[str, list[Any]] | None = None,
+              checkpointing: bool = False) -> tuple[Any, dict[str, Any]]:
+    """GRPO on LoRA adapters of the model in `init_dir`; returns the model with θ + ΔW, and info.
+
+    The returned model has the dtype `init_dir` was saved in: fp32 for the tiny policies (exact), bf16
+    for a hub policy on a bf16 GPU, where θ + ΔW rounds to bf16 steps (~1e-4 at weights of ~0.02) as
+    the bf16 model that decodes does; fp32 states would double the CPU memory of every merge."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from mobench.training import run_grpo
 
     model_type = AutoConfig.from_pretrained(init_dir).model_type
     trained, info = run_grpo(init_dir, tokenizer, prompts, reward_funcs, weights, settings, steps, seed,
-                             extra_columns=extra_columns, peft_config=lora_config(rank, model_type))
+                             extra_columns=extra_columns, peft_config=lora_config(rank, model_type),
+                             checkpointing=checkpointing)
     deltas = adapter_deltas(trained)
     model = AutoModelForCausalLM.from_pretrained(init_dir)
     model.load_state_dict(merge_lora(model.state_dict(), [deltas], [1.0]))

@@ -180,8 +180,8 @@ def coerce(value: Any, tp: Any) -> Any:
             number = float(value)
         except (TypeError, ValueError) as exc:
             raise _CoercionError("expected a number") from exc
-        if math.isnan(number):
-            raise _CoercionError("NaN is not allowed")
+        if not math.isfinite(number):
+            raise _CoercionError("expected a finite number")
         return number
     if tp is str:
         if isinstance(value, (dict, list)):

@@ -108,7 +108,7 @@ class Task(Component):
         """`name` plus the parameters that differ from their defaults, e.g. `quad:eta=0.1`."""
         defaults = params_to_dict(self.Params())
         changed = {k: v for k, v in self.resolved_params().items() if defaults.get(k) != v}
-        return self.name + "".join(f":{k}={v}" for k, v in changed.items())
+        return self.name + "".join(f":{k}={_spec_value(v)}" for k, v in changed.items())
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -120,3 +120,10 @@ class Task(Component):
             "reference_point": list(self.reference_point),
             "reference_point_note": self.reference_point_note,
         }
+
+
+def _spec_value(value: Any) -> str:
+    """A parameter value as the spec parser reads it back (lists as `[a,b]`, not Python's repr)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(str(v) for v in value) + "]"
+    return str(value)

@@ -104,6 +104,11 @@ class TextTask(Task):
         (0: full weights, as the tiny mini-task policies)."""
         return 0
 
+    def activation_checkpointing(self) -> bool:
+        """Recompute activations in every training step's backward pass (memory, not results): off for
+        the tiny policies, where it would only cost time."""
+        return False
+
     def rl_settings(self) -> RLSettings:
         return RLSettings(learning_rate=self.params.rl_lr, kl_beta=self.params.kl_beta,
                           max_completion_length=self.params.max_new_tokens)
@@ -154,7 +159,7 @@ class TextTask(Task):
             pairs = [(p.text, reply + eos) for p, reply in splits.sft]
             held_out = [(p.text, p.references[0] + eos) for p in splits.validation if p.references]
             info = run_sft(model, tokenizer, pairs, self.sft_settings(), ctx.seed, eval_pairs=held_out,
-                           lora_rank=self.finetune_lora_rank())
+                           lora_rank=self.finetune_lora_rank(), checkpointing=self.activation_checkpointing())
             save_pretrained(model, tokenizer, directory)
             return {**info, "n_pairs": len(pairs), "parameters": sum(p.numel() for p in model.parameters())}
 
@@ -190,7 +195,8 @@ class TextTask(Task):
             else:
                 trained, info = run_grpo(Path(init_dir), tokenizer, [p.text for p in rl_prompts],
                                          self.reward_functions(rl_prompts), weights, self.rl_settings(), steps,
-                                         ctx.seed, extra_columns={"prompt_index": list(range(len(rl_prompts)))})
+                                         ctx.seed, extra_columns={"prompt_index": list(range(len(rl_prompts)))},
+                                         checkpointing=self.activation_checkpointing())
         state = _state_of(trained)
         info["reply_statistics"] = reply_statistics(self._sample(ctx, state, self.splits().validation))
         return state, info
@@ -201,7 +207,8 @@ class TextTask(Task):
 
         return grpo_lora(Path(init_dir), tokenizer, [p.text for p in rl_prompts], self.reward_functions(rl_prompts),
                          weights, self.rl_settings(), steps, seed, self.params.lora_r,
-                         extra_columns={"prompt_index": list(range(len(rl_prompts)))})
+                         extra_columns={"prompt_index": list(range(len(rl_prompts)))},
+                         checkpointing=self.activation_checkpointing())
 
     def reward_functions(self, table: Sequence[TextPrompt]) -> list[Any]:
         """One trl reward function per objective; rows carry `prompt_index` back into `table`."""
@@ -280,7 +287,7 @@ class TextTask(Task):
         settings = dataclasses.replace(self.sft_settings(), steps=steps,
                                        max_length=min(self.sft_settings().max_length, positions))
         info = run_sft(model, self.tokenizer(ctx), [(p, r + eos) for p, r in pairs], settings, ctx.seed,
-                       lora_rank=self.finetune_lora_rank())
+                       lora_rank=self.finetune_lora_rank(), checkpointing=self.activation_checkpointing())
         return _state_of(model), info
 
     # --- explicit value models (MAGE-E) --------------------------------------------------------
@@ -357,8 +364,11 @@ class TextTask(Task):
             rewards = [row[objective] for row in data["rewards"]]
             state, info = train_value_model(model, data["prompt_ids"], data["reply_ids"], rewards,
                                             data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed,
-                                            lora_rank=self.finetune_lora_rank())
-            self.save_policy(state, directory)
+                                            lora_rank=self.finetune_lora_rank(),
+                                            checkpointing=self.activation_checkpointing())
+            # Stored in the policy's dtype (fp32 for the tiny policies; bf16 for a hub policy on a GPU, where
+            # fp32 value states would take 27 GB each at 7B).
+            self.save_policy(cast_state(state, self.policy_dtype()), directory)
             return info
 
         recipe = {"value_data": self.value_data_recipe(), "objective": self.objectives[objective].name,
@@ -376,6 +386,13 @@ def resolve_device(requested: str = "auto") -> str:
     if requested != "auto":
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cast_state(state: dict[str, Any], dtype: Any) -> dict[str, Any]:
+    """`state` with its floating-point weight tensors in `dtype` (None: unchanged; scalars stay fp32)."""
+    if dtype is None:
+        return state
+    return {k: v.to(dtype) if v.is_floating_point() and v.dim() > 0 else v for k, v in state.items()}
 
 
 def _state_of(model: Any) -> dict[str, Any]:

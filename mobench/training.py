@@ -84,14 +84,16 @@ def fp32_master_weights(model: Any) -> Any:
     return model
 
 
-def _common_args(seed: int, output_dir: str) -> dict[str, Any]:
+def _common_args(seed: int, output_dir: str, checkpointing: bool = False) -> dict[str, Any]:
+    """Trainer arguments every step shares. `checkpointing` recomputes activations in the backward pass
+    (a 7B model's activations at batch 32 do not fit one GPU); it changes memory, not results."""
     import torch
 
     gpu = torch.cuda.is_available()
     # bf16 autocast on a GPU that has it; fp32 on the CPU (trl's bf16 default fails or crawls there).
     return dict(output_dir=output_dir, use_cpu=not gpu, bf16=bf16_available(), report_to=[], save_strategy="no",
                 seed=seed, data_seed=seed, disable_tqdm=True, dataloader_num_workers=0,
-                activation_checkpointing=False, lr_scheduler_type="constant")
+                activation_checkpointing=checkpointing, lr_scheduler_type="constant")
 
 
 def merge_adapters_into(model: Any, peft_model: Any) -> None:
@@ -108,7 +110,8 @@ def lora_config_for(model: Any, rank: int) -> Any:
 
 
 def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settings: SFTSettings,
-            seed: int, eval_pairs: Sequence[tuple[str, str]] = (), lora_rank: int = 0) -> dict[str, Any]:
+            seed: int, eval_pairs: Sequence[tuple[str, str]] = (), lora_rank: int = 0,
+            checkpointing: bool = False) -> dict[str, Any]:
     """Fine-tune `model` in place on (prompt, response) pairs, loss on the response only. With
     `lora_rank`, train LoRA adapters of that rank (paper Table 1 for Llama-2-7B) and merge them in."""
     from datasets import Dataset
@@ -120,7 +123,7 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
         return Dataset.from_list([{"prompt": p, "completion": r} for p, r in items])
 
     with tempfile.TemporaryDirectory() as output_dir:
-        args = SFTConfig(**{**_common_args(seed, output_dir), "lr_scheduler_type": "cosine"},
+        args = SFTConfig(**{**_common_args(seed, output_dir, checkpointing), "lr_scheduler_type": "cosine"},
                          max_steps=settings.steps, per_device_train_batch_size=settings.batch_size,
                          per_device_eval_batch_size=settings.batch_size,
                          learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
@@ -143,7 +146,7 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
 def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_funcs: Sequence[RewardFunc],
              weights: Sequence[float], settings: RLSettings, steps: int, seed: int,
              extra_columns: dict[str, list[Any]] | None = None,
-             peft_config: Any | None = None) -> tuple[Any, dict[str, Any]]:
+             peft_config: Any | None = None, checkpointing: bool = False) -> tuple[Any, dict[str, Any]]:
     """GRPO from the model saved in `init_dir` (also the KL reference); returns (model, info).
 
     With `peft_config`, only LoRA adapters train (the returned model is the peft model).
@@ -160,7 +163,7 @@ def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_func
     columns = {"prompt": list(prompts), **(extra_columns or {})}
     dataset = Dataset.from_dict(columns)
     with tempfile.TemporaryDirectory() as output_dir:
-        args = GRPOConfig(**_common_args(seed, output_dir), max_steps=steps,
+        args = GRPOConfig(**_common_args(seed, output_dir, checkpointing), max_steps=steps,
                           per_device_train_batch_size=settings.prompts_per_step * settings.generations,
                           num_generations=settings.generations,
                           max_completion_length=settings.max_completion_length,
@@ -224,7 +227,7 @@ def margin_dpo_trainer() -> type:
 
 def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_weight: float,
               settings: DPOSettings, seed: int, ref_model: Any | None = None,
-              train: bool = True, lora_rank: int = 0) -> tuple[Any, dict[str, Any]]:
+              train: bool = True, lora_rank: int = 0, checkpointing: bool = False) -> tuple[Any, dict[str, Any]]:
     """MODPO in place on `rows` ({prompt, chosen, rejected, margin}; margin = Σ_k w_k Δr_k).
 
     `main_weight` is w₀ (> 0); with every margin 0 and w₀ = 1 this is plain DPO with β.
@@ -245,11 +248,13 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
                                   "margin_shift": r["margin"] / settings.beta} for r in rows])
     output_dir = tempfile.mkdtemp(prefix="mobench-dpo-")
     try:
-        args = DPOConfig(**_common_args(seed, output_dir), max_steps=settings.steps,
+        args = DPOConfig(**_common_args(seed, output_dir, checkpointing), max_steps=settings.steps,
                          per_device_train_batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                          beta=settings.beta / main_weight, max_length=settings.max_length,
                          precompute_ref_log_probs=True, logging_steps=max(1, settings.steps // 10))
-        trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=None if lora_rank else ref_model,
+        # The reference in fp32 too, so the policy's and the reference's log-probs start out equal.
+        reference = None if lora_rank or ref_model is None else fp32_master_weights(ref_model)
+        trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=reference,
                                        args=args, train_dataset=dataset, processing_class=tokenizer,
                                        peft_config=lora_config_for(model, lora_rank) if lora_rank else None)
         if len(trainer.train_dataset) == 0:

@@ -96,13 +96,14 @@ def _predict(model: Any, batch: dict[str, Any]) -> Any:
 
 def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]],
                       rewards: Sequence[float], groups: Sequence[int], pad: int, settings: ValueSettings,
-                      seed: int, lora_rank: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+                      seed: int, lora_rank: int = 0, checkpointing: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one value model; returns (state with `value_offset`, manifest info with held-out figures).
 
     `groups` (one per sample, e.g. the prompt index) decide the held-out split, so no prompt is on
     both sides. Empty replies carry no token to train on and are skipped. With `lora_rank`, the body
     trains LoRA adapters (merged in afterwards) and the new head trains in full: the paper's 7B value
-    models cannot train every weight on one GPU."""
+    models cannot train every weight on one GPU. `checkpointing` recomputes activations in the backward
+    pass (memory, not results); on a bf16 GPU the forward pass runs under bf16 autocast."""
     import torch
 
     torch.manual_seed(seed)
@@ -122,9 +123,15 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
 
     # On the GPU when there is one, and in fp32 whatever the policy's dtype: AdamW steps of lr ~1e-4 are
     # about one bf16 ulp, so a bf16 value model would lose most of its updates.
+    from mobench.training import bf16_available
+
     model = value_skeleton(policy).to(device=resolve_device(), dtype=torch.float32)
+    if checkpointing:
+        model.activation_checkpointing_enable()
+        model.enable_input_require_grads()  # a frozen embedding (LoRA) would otherwise cut the gradient
     if lora_rank:
         model = _with_adapters(model, lora_rank)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16_available())
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
@@ -136,7 +143,9 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
             rows = [train[j] for j in chunk]
             batch = _collate([prompt_ids[i] for i in rows], [reply_ids[i] for i in rows], pad)
             target = torch.tensor(r[rows] - offset, dtype=torch.float32)[batch["row"]].to(next(model.parameters()).device)
-            loss = 0.5 * ((_predict(model, batch) - target) ** 2).mean()
+            with autocast:
+                prediction = _predict(model, batch)
+            loss = 0.5 * ((prediction - target) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -39,7 +39,8 @@ def test_unknown_parameter_suggests(cli, isolated):
 
 @pytest.mark.parametrize("spec, fragment", [
     ("bone-soup:beta=abc", "expected a number"),
-    ("bone-soup:beta=nan", "NaN"),
+    ("bone-soup:beta=nan", "finite"),
+    ("bone-soup:alpha=inf", "finite"),
     ("bone-soup:beta=1.5", "beta must lie in"),
     ("bone-soup:alpha=-1", "alpha must be >= 0"),
     ("bone-soup:beta", "expected key=value"),
@@ -117,6 +118,30 @@ def test_bad_config_file(cli, tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("task: quad\nmethods: [rs]\ngird: 3\n")
     _assert_one_line_error(cli("run", "--config", str(path)), "unknown key 'gird'", "'grid'")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("task: quad\nmethods: [rs]\nprefs: 5\n", "prefs must be a string"),
+    ("task: quad\nmethods: [rs]\nout: [a]\n", "out must be a string"),
+    ("task: quad\nmethods: [rs]\noffline: maybe\n", "offline must be true or false"),
+])
+def test_config_values_of_the_wrong_type(cli, tmp_path, content, fragment, isolated):
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    _assert_one_line_error(cli("run", "--config", str(path)), fragment)
+    assert _nothing_computed(isolated)
+
+
+def test_command_line_prefs_replace_the_config_grid(cli, tmp_path):
+    prefs = tmp_path / "p.json"
+    prefs.write_text("[[0.5, 0.5], [1.0, 0.0]]")
+    path = tmp_path / "run.yaml"
+    path.write_text("task: quad\nmethods: [rs]\ngrid: 3\n")
+    result = cli("-q", "run", "--config", str(path), "--prefs", str(prefs), "--out", str(tmp_path / "out"))
+    assert result.code == 0, result.err
+    import json
+
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
 
 
 def test_plugin_that_does_not_exist(cli):

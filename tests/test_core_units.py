@@ -78,6 +78,14 @@ def test_spec_parsing_keeps_brackets_together():
         parse_spec("rs:a=1:a=2")
 
 
+def test_task_spec_round_trips_through_the_parser():
+    from mobench.registry import tasks
+
+    task = tasks.create("hh2:judge_models=[helpful=/m/h,humor=/m/x]:n_rl=7")
+    again = tasks.create(task.spec())
+    assert again.params == task.params and again.params.judge_models == ("helpful=/m/h", "humor=/m/x")
+
+
 @dataclass(frozen=True)
 class P:
     gamma: float = 1.0
@@ -173,8 +181,10 @@ def test_killed_build_leaves_nothing_a_later_run_takes_for_complete(tmp_path):
         rebuilt.append(True)
         (folder / "weights.bin").write_text("full")
 
+    assert list((tmp_path / "home" / "tmp").glob("policy-*"))  # the killed build's half-written folder
     _, folder = store.get_or_build("policy", {"seed": 2}, build)
     assert rebuilt == [True] and (folder / "weights.bin").read_text() == "full"
+    assert not list((tmp_path / "home" / "tmp").glob("policy-*"))  # the rebuild cleared it away
 
 
 # --- leaderboard -----------------------------------------------------------------------------

@@ -53,6 +53,21 @@ def test_lora_value_model_trains_adapters_and_its_head_then_merges():
     assert held["mse"] < 0.8 * held["constant_mse"]  # it still learns the signal
     # The merged state loads into the plain value skeleton that decoding uses.
     value_skeleton(policy).load_state_dict(weights)
+    # Activation checkpointing (on for the 7B preset) changes memory, not the result.
+    short = ValueSettings(epochs=1, batch_size=16, learning_rate=3e-3)
+    plain, _ = train_value_model(policy, prompts, replies, rewards, groups, tokenizer.pad_token_id, short, seed=0,
+                                 lora_rank=4)
+    recomputed, _ = train_value_model(policy, prompts, replies, rewards, groups, tokenizer.pad_token_id, short,
+                                      seed=0, lora_rank=4, checkpointing=True)
+    assert all(torch.allclose(plain[k], recomputed[k], atol=1e-6) for k in plain)
+
+
+def test_paper_tasks_with_lora_turn_activation_checkpointing_on():
+    from mobench.registry import tasks
+
+    assert tasks.create("hh2:preset=llama2-7b").activation_checkpointing()
+    assert not tasks.create("hh2").activation_checkpointing()  # small preset: full weights, no recompute
+    assert not tasks.create("hh2-mini").activation_checkpointing()
 
 
 def test_lora_modpo_matches_the_full_weight_loss_at_the_start_and_merges():
