@@ -30,6 +30,7 @@ class RunContext:
         self.memo: dict[str, Any] = memo if memo is not None else {}
         self.artifacts_used: dict[str, dict[str, Any]] = {}
         self.details: dict[str, Any] = {}
+        self._building = 0  # > 0 while an artifact's build runs: what it loads is its own dependency
 
     def take_artifacts_used(self) -> dict[str, dict[str, Any]]:
         """The artifacts touched since the last call (prepare, then each cell), in first-use order."""
@@ -51,11 +52,18 @@ class RunContext:
 
         def logged_build(directory: Path) -> dict[str, Any] | None:
             self.reporter.log(f"building {kind} artifact ({_short(recipe)})")
-            return build(directory)
+            self._building += 1
+            try:
+                return build(directory)
+            finally:
+                self._building -= 1
 
         artifact, path = self.store.get_or_build(kind, full_recipe, logged_build,
                                                  allow_build=self.allow_training, uses_packages=packages)
-        self.artifacts_used[artifact] = {"kind": kind, "recipe": full_recipe}
+        # Only direct uses are listed: a build's own inputs are in its recipe, and listing them would make
+        # the list depend on what the store already held (`prepare` then `run` vs `run` alone).
+        if not self._building:
+            self.artifacts_used[artifact] = {"kind": kind, "recipe": full_recipe}
         if artifact not in self.memo:
             self.memo[artifact] = load(path)
         return self.memo[artifact]

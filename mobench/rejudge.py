@@ -18,15 +18,36 @@ from mobench.errors import MobenchError
 from mobench.progress import Reporter
 
 
-def _cells(run_dir: Path) -> dict[str, dict[tuple[float, ...], dict[str, Any]]]:
-    """method key -> μ -> cell record."""
-    folder = run_dir / "cells"
+def _cells(run_dir: Path, results: dict[str, Any]) -> dict[str, dict[tuple[float, ...], dict[str, Any]]]:
+    """method key -> μ -> cell record, for the methods and points of `results` only: a run directory
+    can also hold cells of other seeds, a `--limit` trial or an earlier configuration."""
+    wanted = {key: (entry.get("method_id"), {tuple(p["mu"]) for p in entry["points"]})
+              for key, entry in results["methods"].items()}
+    seed = results["config"]["seed"]
     by_method: dict[str, dict[tuple[float, ...], dict[str, Any]]] = {}
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted((run_dir / "cells").glob("*.json")):
         record = json.loads(path.read_text())
-        if "mu" in record:
+        if "mu" not in record or record.get("method") not in wanted or record.get("seed") != seed:
+            continue
+        method_id, points = wanted[record["method"]]
+        if tuple(record["mu"]) in points and (method_id is None or record.get("method_id") == method_id):
             by_method.setdefault(record["method"], {})[tuple(record["mu"])] = record
     return by_method
+
+
+def _first_prompts(records: list[Any], limit: int | None) -> int:
+    """How many evaluation entries the first `limit` distinct test prompts take (each is sampled
+    `samples` times in a row), so `judge --limit` counts test prompts as `run --limit` does."""
+    if limit is None:
+        return len(records)
+    seen: list[str] = []
+    for i, record in enumerate(records):
+        key = json.dumps(record, sort_keys=True, default=str)
+        if key not in seen:
+            if len(seen) == limit:
+                return i
+            seen.append(key)
+    return len(records)
 
 
 def _file_name(spec: str) -> str:
@@ -50,12 +71,16 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
     # The task's own resolved spec: it carries run-time overrides such as --limit's n_test.
     task = tasks.create(results["task"].get("spec") or results["config"]["task"])
     prompts = task.evaluation_prompts()
-    cells = _cells(run_dir)
+    cells = _cells(run_dir, results)
     if not cells:
-        raise MobenchError(f"{run_dir}/cells holds no generations to judge")
+        raise MobenchError(f"{run_dir}/cells holds no generations of the methods in its results.json")
+    missing = sorted(set(results["methods"]) - set(cells))
+    if missing:
+        raise MobenchError(f"{run_dir}/cells lacks the generations of {', '.join(missing)}; rerun `mobench run`")
     shortest = min(len(c["samples"]) for by_mu in cells.values() for c in by_mu.values())
-    n = min(len(prompts), shortest, limit or len(prompts))
-    records = [task.prompt_record(p) for p in prompts[:n]]
+    all_records = [task.prompt_record(p) for p in prompts]
+    n = min(len(prompts), shortest, _first_prompts(all_records, limit))
+    records = all_records[:n]
     texts = [prompt_text(p) for p in prompts[:n]]
     for method, by_mu in cells.items():
         for mu, cell in by_mu.items():

@@ -183,15 +183,23 @@ def find_results(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
+def board_title(results: dict[str, Any]) -> str:
+    """The task title plus what else makes rows comparable: seed, preference set and Ctrl tie rule."""
+    config = results["config"]
+    return (f"{task_title(results)} — seed {config['seed']}, preferences {config['preferences']}, "
+            f"Ctrl {config['ctrl_ties']} ties")
+
+
 def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """Group methods by task (name, params, version, reference point); later files win on clashes."""
+    """Group methods by task (name, params, version, reference point), seed, preference set and Ctrl
+    tie rule, so rows of runs that are not comparable never share a table; later files win on clashes."""
     boards: dict[str, dict[str, Any]] = {}
     for path in find_results(paths):
         try:
             results = load_results(path)
         except (ValueError, OSError) as exc:
             raise MobenchError(f"cannot read {str(path)!r}: {exc}") from None
-        title = task_title(results)
+        title = board_title(results)
         board = boards.setdefault(title, {"task": results["task"]["name"], "rows": {}, "sources": {}})
         for row in rows_of(results):
             board["rows"][row.method] = row

@@ -11,7 +11,7 @@ from mobench.cells import CellStore
 from mobench.fileio import atomic_write_json, read_json
 from mobench.metrics import evaluate
 from mobench.runner import Plan
-from mobench.versions import package_versions
+from mobench.versions import device_description, package_versions
 
 SCHEMA = "mobench.results/1"
 RESULTS_FILE = "results.json"
@@ -35,6 +35,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             artifacts.setdefault(entry["id"], entry)
         methods_out[planned.key] = {
             "name": planned.method.name,
+            "method_id": planned.method_id,  # names its cells, so `mobench judge` reads this run's outputs only
             "params": planned.method.resolved_params(),
             "n_points": len(records),
             "metrics": evaluate(prefs, rewards, task.reference_point, plan.config.ctrl_ties),
@@ -56,6 +57,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "ctrl_ties": plan.config.ctrl_ties,
         },
         "versions": package_versions(tuple(dict.fromkeys(packages))),
+        "device": device_description(),
         "methods": methods_out,
     }
 

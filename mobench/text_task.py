@@ -175,8 +175,9 @@ class TextTask(Task):
         return ctx.artifact("sft-policy", recipe, build, load, uses_packages=self.uses_packages)
 
     def _skeleton(self, ctx: RunContext) -> tuple[Any, Any]:
-        if f"{self.name}:skeleton" not in ctx.memo:
-            self.initial_policy(ctx)
+        # Asked every time (a memo hit after the first), so every user of the SFT model's skeleton and
+        # tokenizer lists the sft-policy artifact, whichever method happened to load it first.
+        self.initial_policy(ctx)
         return ctx.memo[f"{self.name}:skeleton"]
 
     def train_policy(self, ctx: RunContext, init: PolicyState, weights: np.ndarray,

@@ -20,3 +20,15 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def device_description() -> str:
+    """Where the run computed: the GPU's name when torch sees one, else the CPU (architecture, cores).
+    torch is only asked if a method already imported it (a numpy-only run stays light)."""
+    import os
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+    return f"cpu: {platform.machine()}, {os.cpu_count()} cores"

@@ -199,5 +199,11 @@ def test_leaderboard_collects_runs_into_one_table_per_task(cli, tmp_path):
     assert "**" in markdown  # best value marked
     html = (tmp_path / "board" / "leaderboard.html").read_text()
     assert html.count("<table") == 2 and ("<b>" in html or "<strong>" in html)
+    # Another seed is another table, not a row that silently replaces the first run's.
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--seed", "1",
+               "--out", "runs/quad-seed1").code == 0
+    assert cli("leaderboard", "runs", "--out", "board3").code == 0
+    markdown = (tmp_path / "board3" / "leaderboard.md").read_text()
+    assert markdown.count("\n## ") == 3 and "seed 0, preferences grid:3, Ctrl strict ties" in markdown
     only_md = cli("leaderboard", "runs", "--format", "md", "--out", "board2")
     assert only_md.code == 0 and not (tmp_path / "board2" / "leaderboard.html").exists()

@@ -183,6 +183,11 @@ def test_judge_command_rescored_a_run_and_reruns_from_cache(cli, server):
     # 3 prompts x 3 μ x 2 objectives x 2 orders, minus pairs of identical texts answered once each from cache
     first_requests = report["usage"]["requests"]
     assert 0 < first_requests <= 36 and len(server.requests) == first_requests
+    # A cell of another run in the same folder (another seed) is not this run's output: never judged.
+    cell = next(c for c in (json.loads(p.read_text()) for p in Path("run/cells").glob("*.json")) if c["method"] == "rs")
+    foreign = {**cell, "seed": 1, "method_id": "another-run",
+               "samples": [{**s, "output": "FOREIGN"} for s in cell["samples"]]}
+    Path("run/cells/zzzz-foreign.json").write_text(json.dumps(foreign))  # read last, so it would win
     result = cli("--plugin", PLUGIN, "-q", "judge", "run", "--judges", spec, "--limit", "3")
     assert result.code == 0
     report = json.loads(next(Path("run/judged").glob("*.json")).read_text())
