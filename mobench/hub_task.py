@@ -57,7 +57,9 @@ class PaperTaskParams(TextTaskParams):
         "help": "prompts decoded at once (each model in play keeps a KV cache of this many rows)"})
     judge_models: tuple[str, ...] = field(default=(), metadata={
         "help": "local copies of judge models, e.g. [helpful=/models/helpful-rm,humor=/models/humor]",
-        "eval_only": True})  # where a judge lives does not change what is trained (its id is in RL recipes)
+        "eval_only": True})  # not a key of its own: the judges' ids, which name each model's path, already key
+    # every RL recipe, so a judge pointed at a local copy retrains the policies it rewards (mobench cannot tell
+    # that a copy holds the hub model's weights)
 
     def __post_init__(self) -> None:
         super().__post_init__()
