@@ -7,10 +7,13 @@ Both run on the decoding engine (`mobench.decoding`) and need a token-level task
 * `mage-e`, `mage-e-m`, `mage-i`, `mage-i-m`: a base model for μ (Bone Soup merge by default)
   steered at every token by value guidance scaled by γ:
   - E: explicit value models, one per objective (`mobench.values`), score γ·V(x, y<t)[v];
-  - I: implicit values log π*(v) − log π_ref(v), π_ref = θ_sft;
-  - without -M the per-objective guides are ensembled with weights μ_i (n guide forwards);
-  - with -M they are merged into one guide with μ (Eq. 24): E merges the value models; I merges
-    the π* with Bone Soup (the backbones, λ = B⁻¹μ; paper Table 3) or naively (Σ μ_i θ_i experts).
+  - I: implicit values log π*(v) − log π_ref(v), π_ref = θ_sft, π* = the stage-1 Bone Soup backbones
+    "repurposed" at no training cost (paper 6.1.2);
+  - without -M the per-objective guides (E: value model i; I: backbone i) are ensembled with weights
+    μ_i (n guide forwards), the paper's ensemble;
+  - with -M they are merged into one guide (Eq. 24): E merges the value models with μ; I merges the
+    backbones with Bone Soup (λ = B⁻¹μ; paper Table 3's MAGE-I-M) or naively (Σ μ_i θ_i of the same
+    backbones; Table 3's MAGE-I-M').
   γ is chosen on the validation split from `gamma_grid` unless given.
 """
 
@@ -98,7 +101,7 @@ class MageParams:
     beta: float = field(default=0.7, metadata={"help": "Bone Soup backbones' dominant reward weight"})
     alpha: float = field(default=0.0, metadata={"help": "Bone Soup extrapolation α"})
     guide_merge: Literal["bone-soup", "naive"] = field(default="bone-soup", metadata={
-        "help": "mage-i-m: merge π* with Bone Soup (paper) or naively as Σ μ_i expert_i (Table 3's I-M')"})
+        "help": "mage-i-m: merge the backbones with Bone Soup (paper) or naively as Σ μ_i θ_i (Table 3's I-M')"})
     select_grid: int = field(default=5, metadata={"help": "preference grid of the γ-selection fronts"})
 
     def __post_init__(self) -> None:
@@ -126,8 +129,7 @@ class Mage(Method):
 
     def check_task(self, task: Task) -> None:
         _needs_token_task(self, task)
-        if self.params.base == "bone-soup" or (not self.explicit and self.merged
-                                               and self.params.guide_merge == "bone-soup"):
+        if self.params.base == "bone-soup" or not self.explicit:  # implicit guides are the backbones
             try:
                 backbone_weights(self.params.beta, task.n_objectives)
             except ValueError as exc:
@@ -140,15 +142,13 @@ class Mage(Method):
         task = ctx.task
         n = task.n_objectives
         self.sft: PolicyState = ctx.sft_policy()
-        needs_backbones = self.params.base == "bone-soup" or (
-            not self.explicit and self.merged and self.params.guide_merge == "bone-soup")
-        needs_experts = self.params.base == "rs" or (not self.explicit and not (
-            self.merged and self.params.guide_merge == "bone-soup"))
+        # The implicit guides' π* are always the backbones (stage 1); the experts serve only base = rs.
+        needs_backbones = self.params.base == "bone-soup" or not self.explicit
         if needs_backbones:
             self.weights = backbone_weights(self.params.beta, n)
             self.backbones: list[PolicyState] = [ctx.rl_policy(column) for column in self.weights.T]
             ctx.record("backbone_weights", self.weights.T.round(10).tolist())
-        if needs_experts:
+        if self.params.base == "rs":
             self.experts: list[PolicyState] = [ctx.rl_policy(np.eye(n)[i]) for i in range(n)]
         # θ_sft as a model: π_ref of the implicit guides, and the base when base = sft (else not loaded).
         self.ref_model = task.token_model(ctx, self.sft) if (not self.explicit or self.params.base == "sft") else None
@@ -158,7 +158,7 @@ class Mage(Method):
             if not self.merged:
                 self.value_models = [task.token_model(ctx, v, value=True) for v in self.values]
         elif not self.merged:
-            self.expert_models = [task.token_model(ctx, e) for e in self.experts]
+            self.backbone_models = [task.token_model(ctx, b) for b in self.backbones]
         if self.params.gamma is not None:
             self.gamma = float(self.params.gamma)
         elif len(self.params.gamma_grid) == 1:
@@ -198,12 +198,11 @@ class Mage(Method):
                 star = self._bone_soup(mu)
                 # Same merge as the base: reuse its model, so it runs once per token.
                 model = base_model if self.params.base == "bone-soup" else task.token_model(ctx, star)
-            else:  # naive: Σ μ_i θ_i of the experts, which is the base itself when base = rs
-                model = base_model if self.params.base == "rs" else \
-                    task.token_model(ctx, task_arithmetic(self.sft, self.experts, mu))
+            else:  # naive: Σ μ_i θ_i of the same backbones
+                model = task.token_model(ctx, task_arithmetic(self.sft, self.backbones, mu))
             return [Term(model, gamma, name="merged-pi-star"), ref]
         return [Term(model, gamma * float(m), name=f"pi-star{i}")
-                for i, (model, m) in enumerate(zip(self.expert_models, mu))] + [ref]
+                for i, (model, m) in enumerate(zip(self.backbone_models, mu))] + [ref]
 
     def _generator(self, ctx: RunContext, mu: np.ndarray, gamma: float) -> Generator:
         from mobench.decoding import Plan, Term
@@ -236,8 +235,10 @@ class MageEM(Mage):
 
 @methods.register("mage-i")
 class MageI(Mage):
-    """MAGE-I: Bone Soup base guided by an ensemble of implicit values log π*_i/π_ref (weights μ)."""
+    """MAGE-I: Bone Soup base guided by an ensemble of implicit values log π*_i/π_ref of the stage-1
+    backbones (weights μ)."""
 
+    version = "2"  # 2: π* are the stage-1 backbones (paper 6.1.2); were extra RL experts with w = e_i
     explicit, merged = False, False
 
 
@@ -245,4 +246,5 @@ class MageI(Mage):
 class MageIM(Mage):
     """MAGE-I-M: Bone Soup base guided by one merged implicit value log π*(μ)/π_ref."""
 
+    version = "2"  # 2: guide_merge=naive merges the backbones (Table 3's I-M'); it merged RL experts
     explicit, merged = False, True

@@ -173,7 +173,9 @@ class _CachedModel:
                       cache_position=cache_position, logits_to_keep=1, **{self.cache_arg: self.cache})
         cache = getattr(out, "cache", None)
         self.cache = cache if cache is not None else out.past_key_values
-        return out.logits[:, -1, :].float()
+        logits = out.logits[:, -1, :].float()
+        # A CUDA-graph step returns views of buffers that the next compiled call (another model's) reuses.
+        return logits.clone() if forward is not self.model.forward else logits
 
     def select_rows(self, index: Any) -> None:
         if self.static:  # in place, so the cache tensors keep the addresses CUDA graphs captured

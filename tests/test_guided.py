@@ -118,15 +118,28 @@ def test_guidance_changes_the_output_and_the_base_choice_matters(micro):
     assert _generate(micro, "mage-i-m:gamma=0:base=sft", [0.5, 0.5]) != plain
 
 
-@pytest.mark.parametrize("spec", ["mage-i-m:gamma=1", "mage-i-m:gamma=1:guide_merge=naive:base=rs"])
-def test_a_merged_guide_equal_to_the_base_runs_once_per_token(micro, spec):
+def test_a_merged_guide_equal_to_the_base_runs_once_per_token(micro):
     from mobench.registry import methods
 
     ctx = _context(micro)
-    method = methods.create(spec)
+    method = methods.create("mage-i-m:gamma=1")
     method.prepare(ctx)
     plan = method.generator(ctx, np.asarray([0.3, 0.7])).decoder.plan
     assert len(plan.models()) == 2  # the base (= the merged π*) and π_ref
+
+
+@pytest.mark.parametrize("spec, models", [("mage-i:gamma=1", 4), ("mage-i-m:gamma=1:guide_merge=naive", 3)])
+def test_implicit_guides_are_the_stage_one_backbones(micro, spec, models):
+    """Paper 6.1.2: the backbones are repurposed as π*, so MAGE-I trains no RL model beyond Bone Soup's."""
+    from mobench.registry import methods
+
+    ctx = _context(micro)
+    ctx.take_artifacts_used()
+    method = methods.create(spec)
+    method.prepare(ctx)
+    rl = [a["recipe"]["weights"] for a in ctx.take_artifacts_used().values() if a["kind"] == "rl-policy"]
+    assert sorted(rl) == [[0.3, 0.7], [0.7, 0.3]]  # the β = 0.7 backbones, no single-objective expert
+    assert len(method.generator(ctx, np.asarray([0.3, 0.7])).decoder.plan.models()) == models
 
 
 def test_beam_look_ahead_runs_through_the_method(micro):
