@@ -35,6 +35,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             artifacts.setdefault(entry["id"], entry)
         methods_out[planned.key] = {
             "name": planned.method.name,
+            "version": planned.method.version,
             "method_id": planned.method_id,  # names its cells, so `mobench judge` reads this run's outputs only
             "params": planned.method.resolved_params(),
             "n_points": len(records),
