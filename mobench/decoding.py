@@ -37,7 +37,7 @@ class DecodeConfig:
     """How tokens are selected. Defaults: the paper's sampling (top-p 0.9, top-k 50, temperature 1)."""
 
     mode: Literal["greedy", "sample", "beam"] = "sample"
-    temperature: float = 1.0
+    temperature: float = 1.0  # divides the whole guided score, so guidance acts as γ/T (the paper uses T = 1)
     top_k: int = 50
     top_p: float = 0.9
     max_new_tokens: int = 32
