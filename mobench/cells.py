@@ -31,6 +31,16 @@ class CellStore:
     def has_cell(self, cell_id: str) -> bool:
         return self.cell_path(cell_id).is_file()
 
+    def is_finished(self, cell_id: str, data_sha: str | None = None) -> bool:
+        """The cell's file exists and, where the task fingerprints its data, was computed on the same data.
+        Cell ids do not hash the data (the artifacts a cell used do), so without this an edited corpus would
+        reuse old cells; cells written before fingerprints were recorded carry none and count as finished."""
+        if not self.has_cell(cell_id):
+            return False
+        if data_sha is None:
+            return True
+        return self.read_cell(cell_id).get("data_sha", data_sha) == data_sha
+
     def write_cell(self, cell_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.cell_path(cell_id), record)
 

@@ -178,7 +178,8 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
     timing: dict[str, float] = {}
     for planned in plan.methods:
         started = time.perf_counter()
-        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.has_cell(cell_id)]
+        missing = [i for i, cell_id in enumerate(planned.cell_ids)
+                   if not cells.is_finished(cell_id, data_sha(plan.task))]
         if not missing and cells.has_method(planned.method_id):
             reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
             continue
@@ -217,6 +218,7 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
     return {
         "method_id": planned.method_id,
         "method": planned.key,
+        "data_sha": data_sha(plan.task),
         "mu": canonical(mu),
         "seed": plan.config.seed,
         "rewards": scores.mean(axis=0).tolist(),
@@ -236,4 +238,9 @@ def _artifact_list(used: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 def missing_cells(plan: Plan) -> int:
     cells = CellStore(plan.out)
-    return sum(not cells.has_cell(c) for m in plan.methods for c in m.cell_ids)
+    return sum(not cells.is_finished(c, data_sha(plan.task)) for m in plan.methods for c in m.cell_ids)
+
+
+def data_sha(task: Task) -> str | None:
+    """The task's data fingerprint (text tasks hash every split), or None for tasks without data."""
+    return getattr(task, "data_fingerprint", None)

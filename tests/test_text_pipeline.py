@@ -56,6 +56,18 @@ def test_same_command_same_results_with_fresh_stores(cli, isolated, monkeypatch,
     assert (first / "results.json").read_bytes() == Path("b", "results.json").read_bytes()
 
 
+def test_a_cell_computed_on_other_data_is_computed_again(cli, isolated):
+    _run(cli, "run", methods="sft")
+    cell_path = sorted(Path("run/cells").glob("*.json"))[0]
+    cell = json.loads(cell_path.read_text())
+    assert cell["data_sha"]  # the task's data fingerprint
+    cell_path.write_text(json.dumps({**cell, "data_sha": "another-corpus"}))
+    result = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "sft", "--grid", "3", "--out", "run")
+    assert result.code == 0, result.err
+    assert "sft: 1 of 3 preferences" in result.err
+    assert json.loads(cell_path.read_text())["data_sha"] == cell["data_sha"]
+
+
 def test_no_train_refuses_to_build(cli):
     result = cli("--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "rs", "--no-train", "--grid", "3")
     assert result.code == 2 and "--no-train" in result.err
