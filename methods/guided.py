@@ -9,8 +9,9 @@ Both run on the decoding engine (`mobench.decoding`) and need a token-level task
   - E: explicit value models, one per objective (`mobench.values`), score γ·V(x, y<t)[v];
   - I: implicit values log π*(v) − log π_ref(v), π_ref = θ_sft, π* = the stage-1 Bone Soup backbones
     "repurposed" at no training cost (paper 6.1.2);
-  - without -M the per-objective guides (E: value model i; I: backbone i) are ensembled with weights
-    μ_i (n guide forwards), the paper's ensemble;
+  - without -M the guides are ensembled (n guide forwards): E's value models with weights μ_i; I's
+    backbones with the Bone Soup coefficients λ = B⁻¹μ, since backbone i's implicit reward is B[:, i]·r
+    and Σ λ_i B[:, i] = μ (weights μ would aim at Bμ, e.g. (0.7, 0.3) at μ = (1, 0));
   - with -M they are merged into one guide (Eq. 24): E merges the value models with μ; I merges the
     backbones with Bone Soup (λ = B⁻¹μ; paper Table 3's MAGE-I-M) or naively (Σ μ_i θ_i of the same
     backbones; Table 3's MAGE-I-M').
@@ -201,8 +202,10 @@ class Mage(Method):
             else:  # naive: Σ μ_i θ_i of the same backbones
                 model = task.token_model(ctx, task_arithmetic(self.sft, self.backbones, mu))
             return [Term(model, gamma, name="merged-pi-star"), ref]
-        return [Term(model, gamma * float(m), name=f"pi-star{i}")
-                for i, (model, m) in enumerate(zip(self.backbone_models, mu))] + [ref]
+        # λ = B⁻¹μ sums to Σμ (B's columns sum to 1), so the reference keeps its weight −γΣμ.
+        lam = bone_soup_coefficients(self.weights, mu)
+        return [Term(model, gamma * float(c), name=f"pi-star{i}")
+                for i, (model, c) in enumerate(zip(self.backbone_models, lam))] + [ref]
 
     def _generator(self, ctx: RunContext, mu: np.ndarray, gamma: float) -> Generator:
         from mobench.decoding import Plan, Term
@@ -236,9 +239,11 @@ class MageEM(Mage):
 @methods.register("mage-i")
 class MageI(Mage):
     """MAGE-I: Bone Soup base guided by an ensemble of implicit values log π*_i/π_ref of the stage-1
-    backbones (weights μ)."""
+    backbones (weights λ = B⁻¹μ)."""
 
-    version = "2"  # 2: π* are the stage-1 backbones (paper 6.1.2); were extra RL experts with w = e_i
+    # 2: π* are the stage-1 backbones (paper 6.1.2), were extra RL experts with w = e_i; 3: weighted by
+    # λ = B⁻¹μ, were μ (which aims the guidance at Bμ rather than μ).
+    version = "3"
     explicit, merged = False, False
 
 

@@ -126,13 +126,14 @@ class MODPO(Method):
             rank = task.finetune_lora_rank()
             # With LoRA the reference is the model with its adapters off: no second copy of the weights.
             ref = None if rank else task.token_model(ctx, ctx.sft_policy())
-            _, info = run_modpo(model, task.tokenizer(ctx), rows, w, settings, ctx.seed, ref_model=ref,
-                                lora_rank=rank, checkpointing=task.activation_checkpointing())
+            trainer, info = run_modpo(model, task.tokenizer(ctx), rows, w, settings, ctx.seed, ref_model=ref,
+                                      lora_rank=rank, checkpointing=task.activation_checkpointing())
             from mobench.text_task import reply_statistics
 
             # On the CPU, and the trained model and its reference freed, before sampling loads a third model.
             state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            del model, ref
+            del trainer, model, ref  # the trainer holds the model, the reference and the optimizer
+            _release_gpu_memory()
             task.save_policy(state, directory)
             info["reply_statistics"] = reply_statistics(task.generator(ctx, state).generate(task.splits().validation))
             return info
@@ -144,3 +145,10 @@ class MODPO(Method):
         if key not in self.policies:
             raise MobenchError(f"modpo trained w₀ ∈ {sorted(self.policies)}; it cannot serve μ = {mu.tolist()}")
         return ctx.task.generator(ctx, self.policies[key])
+
+
+def _release_gpu_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -131,7 +131,7 @@ def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed
 @click.option("--judges", "judges_text", required=True, metavar="SPECS",
               help="Comma-separated judge specs, e.g. \"gpt4-pairwise:base_url='http://localhost:8000/v1':model=m\" "
                    "(quote values that hold a colon).")
-@click.option("--limit", type=int, help="Judge only the first N evaluation prompts (a quick, cheap trial).")
+@click.option("--limit", type=int, help="Judge only the first N test prompts, with all their samples (a quick, cheap trial).")
 @click.pass_context
 def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | None) -> None:
     """Score a finished run's saved generations again (no regeneration); writes RUN_DIR/judged/."""

@@ -154,6 +154,7 @@ class _CachedModel:
 
         self.model = model
         self.step_forward = model.forward
+        self.compiled = config.compile
         # transformers 5.2x renamed `past_key_values` to `cache`; older 5.x releases take the old name.
         self.cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
         if config.compile:
@@ -175,7 +176,7 @@ class _CachedModel:
         self.cache = cache if cache is not None else out.past_key_values
         logits = out.logits[:, -1, :].float()
         # A CUDA-graph step returns views of buffers that the next compiled call (another model's) reuses.
-        return logits.clone() if forward is not self.model.forward else logits
+        return logits.clone() if self.compiled and not prefill else logits
 
     def select_rows(self, index: Any) -> None:
         if self.static:  # in place, so the cache tensors keep the addresses CUDA graphs captured

@@ -40,13 +40,13 @@ def _first_prompts(records: list[Any], limit: int | None) -> int:
     `samples` times in a row), so `judge --limit` counts test prompts as `run --limit` does."""
     if limit is None:
         return len(records)
-    seen: list[str] = []
+    seen: set[str] = set()
     for i, record in enumerate(records):
         key = json.dumps(record, sort_keys=True, default=str)
         if key not in seen:
             if len(seen) == limit:
                 return i
-            seen.append(key)
+            seen.add(key)
     return len(records)
 
 

@@ -185,9 +185,9 @@ def find_results(paths: Sequence[Path]) -> list[Path]:
 
 def board_title(results: dict[str, Any]) -> str:
     """The task title plus what else makes rows comparable: seed, preference set and Ctrl tie rule."""
-    config = results["config"]
-    return (f"{task_title(results)} — seed {config['seed']}, preferences {config['preferences']}, "
-            f"Ctrl {config['ctrl_ties']} ties")
+    config = results.get("config", {})
+    return (f"{task_title(results)} — seed {config.get('seed', '?')}, preferences {config.get('preferences', '?')}, "
+            f"Ctrl {config.get('ctrl_ties', 'strict')} ties")
 
 
 def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:

@@ -25,9 +25,12 @@ def assemble(plan: Plan) -> dict[str, Any]:
     task = plan.task
     methods_out: dict[str, Any] = {}
     packages: list[str] = list(task.uses_packages)
+    devices: list[str] = []
     for planned in plan.methods:
         records = [cells.read_cell(cell_id) for cell_id in planned.cell_ids]
         method_record = cells.read_method(planned.method_id)
+        # Where the cells were computed; records written before devices were recorded: this machine.
+        devices.append(method_record.get("device") or device_description())
         prefs = np.array([r["mu"] for r in records], dtype=float)
         rewards = np.array([r["rewards"] for r in records], dtype=float)
         artifacts: dict[str, dict[str, Any]] = {}
@@ -58,7 +61,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "ctrl_ties": plan.config.ctrl_ties,
         },
         "versions": package_versions(tuple(dict.fromkeys(packages))),
-        "device": device_description(),
+        "device": ", ".join(sorted(set(devices))) or device_description(),
         "methods": methods_out,
     }
 

@@ -24,6 +24,7 @@ from mobench.preferences import canonical, load_preferences, simplex_grid
 from mobench.progress import Reporter
 from mobench.registry import methods, tasks
 from mobench.task import Task
+from mobench.versions import device_description
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
             "params": planned.method.resolved_params(),
             "artifacts": _artifact_list(prepared_artifacts),
             "details": ctx.details,
+            "device": device_description(),  # where the cells were computed (a rerun may compute nothing)
         })
         timing[planned.key] = round(time.perf_counter() - started, 3)
     return timing

@@ -366,7 +366,8 @@ class TextTask(Task):
             state, info = train_value_model(model, data["prompt_ids"], data["reply_ids"], rewards,
                                             data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed,
                                             lora_rank=self.finetune_lora_rank(),
-                                            checkpointing=self.activation_checkpointing())
+                                            checkpointing=self.activation_checkpointing(),
+                                            bf16_autocast=self.policy_dtype() is not None)
             # Stored in the policy's dtype (fp32 for the tiny policies; bf16 for a hub policy on a GPU, where
             # fp32 value states would take 27 GB each at 7B).
             self.save_policy(cast_state(state, self.policy_dtype()), directory)

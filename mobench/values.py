@@ -96,14 +96,16 @@ def _predict(model: Any, batch: dict[str, Any]) -> Any:
 
 def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: Sequence[list[int]],
                       rewards: Sequence[float], groups: Sequence[int], pad: int, settings: ValueSettings,
-                      seed: int, lora_rank: int = 0, checkpointing: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+                      seed: int, lora_rank: int = 0, checkpointing: bool = False,
+                      bf16_autocast: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train one value model; returns (state with `value_offset`, manifest info with held-out figures).
 
     `groups` (one per sample, e.g. the prompt index) decide the held-out split, so no prompt is on
     both sides. Empty replies carry no token to train on and are skipped. With `lora_rank`, the body
     trains LoRA adapters (merged in afterwards) and the new head trains in full: the paper's 7B value
     models cannot train every weight on one GPU. `checkpointing` recomputes activations in the backward
-    pass (memory, not results); on a bf16 GPU the forward pass runs under bf16 autocast."""
+    pass (memory, not results); `bf16_autocast` runs the forward pass under bf16 autocast on a bf16 GPU
+    (paper tasks, whose policies are bf16 there; the mini tasks keep fp32)."""
     import torch
 
     torch.manual_seed(seed)
@@ -131,7 +133,7 @@ def train_value_model(policy: Any, prompt_ids: Sequence[list[int]], reply_ids: S
         model.enable_input_require_grads()  # a frozen embedding (LoRA) would otherwise cut the gradient
     if lora_rank:
         model = _with_adapters(model, lora_rank)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16_available())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16_autocast and bf16_available())
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)

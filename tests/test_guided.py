@@ -101,7 +101,7 @@ def test_mod_at_a_vertex_is_decoding_of_that_expert(micro, i, mode):
     assert _generate(micro, f"mod:decoding={mode}", [0.5, 0.5]) != alone or mode == "greedy"
 
 
-@pytest.mark.parametrize("variant", ["mage-e", "mage-i:guide_merge=naive"])
+@pytest.mark.parametrize("variant", ["mage-e"])
 @pytest.mark.parametrize("mu", [[1.0, 0.0], [0.0, 1.0]])
 def test_merged_guidance_with_one_objective_equals_the_ensemble(micro, variant, mu):
     name, _, extra = variant.partition(":")
@@ -109,6 +109,21 @@ def test_merged_guidance_with_one_objective_equals_the_ensemble(micro, variant, 
     merged = _generate(micro, f"{name}-m{options}", mu)
     assert any(merged)
     assert merged == _generate(micro, f"{name}{options}", mu)
+
+
+def test_mage_i_weights_the_backbones_by_bone_soup_coefficients(micro):
+    """Backbone i's implicit reward is B[:, i]·r, so λ = B⁻¹μ aims the ensemble at μ itself."""
+    from mobench.registry import methods
+    from mobench.soups import backbone_weights
+
+    ctx = _context(micro)
+    method = methods.create("mage-i:gamma=2")
+    method.prepare(ctx)
+    mu = np.asarray([1.0, 0.0])
+    terms = method.generator(ctx, mu).decoder.plan.guides
+    lam = np.linalg.solve(backbone_weights(0.7, 2), mu)  # (1.75, -0.75)
+    assert [t.weight for t in terms] == pytest.approx([2 * lam[0], 2 * lam[1], -2.0])
+    assert backbone_weights(0.7, 2) @ lam == pytest.approx(mu)
 
 
 def test_guidance_changes_the_output_and_the_base_choice_matters(micro):
