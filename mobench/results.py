@@ -61,7 +61,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "ctrl_ties": plan.config.ctrl_ties,
         },
         "versions": package_versions(tuple(dict.fromkeys(packages))),
-        "device": ", ".join(sorted(set(devices))) or device_description(),
+        "device": ", ".join(sorted(set(devices))),
         "methods": methods_out,
     }
 

@@ -177,10 +177,10 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
     prompts = plan.task.evaluation_prompts()
     memo: dict[str, Any] = {}
     timing: dict[str, float] = {}
+    sha = data_sha(plan.task)
     for planned in plan.methods:
         started = time.perf_counter()
-        missing = [i for i, cell_id in enumerate(planned.cell_ids)
-                   if not cells.is_finished(cell_id, data_sha(plan.task))]
+        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.is_finished(cell_id, sha)]
         if not missing and cells.has_method(planned.method_id):
             reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
             continue
@@ -239,8 +239,8 @@ def _artifact_list(used: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def missing_cells(plan: Plan) -> int:
-    cells = CellStore(plan.out)
-    return sum(not cells.is_finished(c, data_sha(plan.task)) for m in plan.methods for c in m.cell_ids)
+    cells, sha = CellStore(plan.out), data_sha(plan.task)
+    return sum(not cells.is_finished(c, sha) for m in plan.methods for c in m.cell_ids)
 
 
 def data_sha(task: Task) -> str | None:

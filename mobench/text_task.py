@@ -363,14 +363,15 @@ class TextTask(Task):
             model, tokenizer = self._skeleton(ctx)
             model.load_state_dict(dict(self.initial_policy(ctx)))
             rewards = [row[objective] for row in data["rewards"]]
+            dtype = self.policy_dtype()
             state, info = train_value_model(model, data["prompt_ids"], data["reply_ids"], rewards,
                                             data["prompt_index"], tokenizer.pad_token_id, settings, ctx.seed,
                                             lora_rank=self.finetune_lora_rank(),
                                             checkpointing=self.activation_checkpointing(),
-                                            bf16_autocast=self.policy_dtype() is not None)
+                                            bf16_autocast=dtype is not None)
             # Stored in the policy's dtype (fp32 for the tiny policies; bf16 for a hub policy on a GPU, where
             # fp32 value states would take 27 GB each at 7B).
-            self.save_policy(cast_state(state, self.policy_dtype()), directory)
+            self.save_policy(cast_state(state, dtype), directory)
             return info
 
         recipe = {"value_data": self.value_data_recipe(), "objective": self.objectives[objective].name,

@@ -103,12 +103,6 @@ def merge_adapters_into(model: Any, peft_model: Any) -> None:
         model.load_state_dict(merged.state_dict())
 
 
-def lora_config_for(model: Any, rank: int) -> Any:
-    from mobench.lora import lora_config
-
-    return lora_config(rank, model.config.model_type)
-
-
 def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settings: SFTSettings,
             seed: int, eval_pairs: Sequence[tuple[str, str]] = (), lora_rank: int = 0,
             checkpointing: bool = False) -> dict[str, Any]:
@@ -129,7 +123,9 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
                          learning_rate=settings.learning_rate, warmup_steps=settings.warmup_steps,
                          max_length=settings.max_length, completion_only_loss=True,
                          logging_steps=max(1, settings.steps // 10))
-        peft_config = lora_config_for(model, lora_rank) if lora_rank else None
+        from mobench.lora import lora_config
+
+        peft_config = lora_config(lora_rank, model.config.model_type) if lora_rank else None
         trainer = SFTTrainer(model=fp32_master_weights(model), args=args, train_dataset=rows(pairs),
                              eval_dataset=rows(eval_pairs) if eval_pairs else None, processing_class=tokenizer,
                              peft_config=peft_config)
@@ -237,6 +233,8 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
     from datasets import Dataset
     from trl import DPOConfig
 
+    from mobench.lora import lora_config
+
     quiet_libraries()
     if not main_weight > 0:
         raise ValueError(f"MODPO needs a positive main-objective weight, got {main_weight}")
@@ -256,7 +254,8 @@ def run_modpo(model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], main_w
         reference = None if lora_rank or ref_model is None else fp32_master_weights(ref_model)
         trainer = margin_dpo_trainer()(model=fp32_master_weights(model), ref_model=reference,
                                        args=args, train_dataset=dataset, processing_class=tokenizer,
-                                       peft_config=lora_config_for(model, lora_rank) if lora_rank else None)
+                                       peft_config=lora_config(lora_rank, model.config.model_type) if lora_rank
+                                       else None)
         if len(trainer.train_dataset) == 0:
             raise MobenchError(f"MODPO: every one of the {len(rows)} pairs has a prompt of >= {settings.max_length} "
                                "tokens, which trl drops; raise max_length")

@@ -48,3 +48,25 @@ def run_subprocess(*args: str, env: dict[str, str] | None = None, **kwargs) -> s
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "mobench.cli", *args], capture_output=True, text=True,
                           env=full_env, **kwargs)
+
+
+def first_word_value_data() -> tuple:
+    """A tiny GPT-2 and 160 samples whose reward is set by the reply's first word ("yes" 1, "no" 0):
+    a token-level signal a value model must pick up. Returns (tokenizer, model, prompts, replies,
+    rewards, groups), token ids as the value trainer takes them."""
+    import numpy as np
+
+    from mobench.tinylm import TinyLMSpec, build_model, train_tokenizer
+
+    words = "maybe hello there friend water fire".split()
+    rng = np.random.default_rng(0)
+    tokenizer = train_tokenizer([" ".join(rng.choice(words + ["yes", "no"], 8)) for _ in range(200)], 280)
+    model = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, 0)
+    prompts, replies, rewards, groups = [], [], [], []
+    for i in range(160):
+        first = "yes" if i % 2 else "no"
+        replies.append(tokenizer(f" {first} " + " ".join(rng.choice(words, 5)))["input_ids"])
+        prompts.append(tokenizer("User: hi\nAssistant:")["input_ids"])
+        rewards.append(1.0 if first == "yes" else 0.0)
+        groups.append(i)
+    return tokenizer, model, prompts, replies, rewards, groups

@@ -165,20 +165,10 @@ def test_beam_look_ahead_runs_through_the_method(micro):
 
 def test_value_model_learns_a_token_level_signal():
     """On synthetic data whose reward is set by the reply's first word, the value model beats a constant."""
-    from mobench.tinylm import TinyLMSpec, build_model, train_tokenizer
+    from conftest import first_word_value_data
     from mobench.values import ValueSettings, train_value_model
 
-    words = "maybe hello there friend water fire".split()
-    rng = np.random.default_rng(0)
-    tokenizer = train_tokenizer([" ".join(rng.choice(words + ["yes", "no"], 8)) for _ in range(200)], 280)
-    model = build_model(TinyLMSpec(vocab_size=280, n_layer=1, n_embd=32, n_head=2, n_positions=64), tokenizer, 0)
-    prompts, replies, rewards, groups = [], [], [], []
-    for i in range(160):
-        first = "yes" if i % 2 else "no"
-        replies.append(tokenizer(f" {first} " + " ".join(rng.choice(words, 5)))["input_ids"])
-        prompts.append(tokenizer("User: hi\nAssistant:")["input_ids"])
-        rewards.append(1.0 if first == "yes" else 0.0)
-        groups.append(i)
+    tokenizer, model, prompts, replies, rewards, groups = first_word_value_data()
     _, info = train_value_model(model, prompts, replies, rewards, groups, tokenizer.pad_token_id,
                                 ValueSettings(epochs=8, batch_size=16, learning_rate=3e-3), seed=0)
     held = info["heldout"]

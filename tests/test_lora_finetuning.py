@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -28,18 +27,10 @@ def _only_adapted_weights_changed(before: dict, after: dict) -> None:
 
 
 def test_lora_value_model_trains_adapters_and_its_head_then_merges():
+    from conftest import first_word_value_data
     from mobench.values import OFFSET_KEY, ValueSettings, train_value_model, value_skeleton
 
-    words = "maybe hello there friend water fire".split()
-    rng = np.random.default_rng(0)
-    tokenizer, policy = _tiny([" ".join(rng.choice(words + ["yes", "no"], 8)) for _ in range(200)])
-    prompts, replies, rewards, groups = [], [], [], []
-    for i in range(160):
-        first = "yes" if i % 2 else "no"
-        replies.append(tokenizer(f" {first} " + " ".join(rng.choice(words, 5)))["input_ids"])
-        prompts.append(tokenizer("User: hi\nAssistant:")["input_ids"])
-        rewards.append(1.0 if first == "yes" else 0.0)
-        groups.append(i)
+    tokenizer, policy, prompts, replies, rewards, groups = first_word_value_data()
     settings = ValueSettings(epochs=8, batch_size=16, learning_rate=3e-3)
     state, info = train_value_model(policy, prompts, replies, rewards, groups, tokenizer.pad_token_id, settings,
                                     seed=0, lora_rank=4)
