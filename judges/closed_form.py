@@ -29,6 +29,15 @@ class QuadraticReward(Judge):
     """Closed-form quadratic reward r(θ) = −Σ_d k_d (θ_d − c_d)² of a parameter vector θ."""
 
     Params = QuadraticParams
+    scores_text = False
+
+    def check_outputs_fit(self, task: Any) -> None:
+        from mobench.errors import MobenchError
+
+        dim = getattr(task, "dim", None)
+        if dim is not None and dim != len(self.params.center):
+            raise MobenchError(f"judge {self.name!r} has a {len(self.params.center)}-dimensional center, but "
+                               f"task {task.name!r} outputs {dim}-dimensional θ")
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         center = np.asarray(self.params.center)

@@ -95,6 +95,11 @@ class _Longformer(Judge):
         super().__init__(params)
         self._loaded: tuple[Any, Any, str] | None = None
 
+    def assets(self) -> list[Any]:
+        from mobench.hub import Asset
+
+        return [Asset(f"model of judge {self.name!r}", self.params.model, "model", f"{self.name}:model=PATH")]
+
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
             from transformers import (AutoModelForSequenceClassification, AutoModelForTokenClassification,

@@ -28,13 +28,22 @@ from mobench.registry import judges
 from mobench.textdata import TextPrompt, prompt_text
 
 
+def _check_params(self: Any) -> None:
+    if not self.model:
+        raise ValueError("model must name a hub id or a local folder")
+    if self.batch_size < 1 or self.max_length < 1:
+        raise ValueError("batch_size and max_length must be >= 1")
+    if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
 def _params(default_model: str) -> type:
     return make_dataclass("RewardModelParams", [
         ("model", str, field(default=default_model, metadata={"help": "hub id or local folder of the model"})),
         ("batch_size", int, field(default=16, metadata={"help": "texts per forward pass"})),
         ("max_length", int, field(default=1024, metadata={"help": "truncation length in tokens"})),
         ("device", str, field(default="auto", metadata={"help": "auto (cuda when available), cpu or cuda"})),
-    ], frozen=True)
+    ], frozen=True, namespace={"__post_init__": _check_params})
 
 
 class RewardModelJudge(Judge):
@@ -45,6 +54,11 @@ class RewardModelJudge(Judge):
     def __init__(self, params: Any = None) -> None:
         super().__init__(params)
         self._loaded: tuple[Any, Any, str] | None = None
+
+    def assets(self) -> list[Any]:
+        from mobench.hub import Asset
+
+        return [Asset(f"model of judge {self.name!r}", self.params.model, "model", f"{self.name}:model=PATH")]
 
     def inputs(self, prompts: Sequence[Any], outputs: Sequence[str]) -> tuple[list[str], list[str] | None]:
         """(texts, text pairs or None) handed to the tokenizer."""

@@ -165,7 +165,7 @@ class Mage(Method):
         elif len(self.params.gamma_grid) == 1:
             self.gamma = float(self.params.gamma_grid[0])
         else:
-            self.gamma = float(select_best(ctx, "gamma", list(self.params.gamma_grid),
+            self.gamma = float(select_best(ctx, self, "gamma", list(self.params.gamma_grid),
                                            lambda g: (lambda mu: self._generator(ctx, mu, g)),
                                            self.params.select_grid))
         ctx.record("gamma", self.gamma)

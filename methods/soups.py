@@ -92,7 +92,7 @@ class BoneSoup(Method):
                 backbones = [ctx.rl_policy(column, fraction) for column in weights.T]
                 return lambda mu: self._merged(ctx, weights, backbones, 0.0, mu)
 
-            beta = select_best(ctx, "beta", list(self.params.beta_select), short_run_front, self.params.select_grid)
+            beta = select_best(ctx, self, "beta", list(self.params.beta_select), short_run_front, self.params.select_grid)
         elif self.params.beta_select:
             beta = self.params.beta_select[0]
         self.weights = backbone_weights(beta, n)
@@ -100,7 +100,7 @@ class BoneSoup(Method):
         self.alpha = self.params.alpha_select[0] if self.params.alpha_select else self.params.alpha
         if len(self.params.alpha_select) > 1:
             self.alpha = select_best(
-                ctx, "alpha", list(self.params.alpha_select),
+                ctx, self, "alpha", list(self.params.alpha_select),
                 lambda a: (lambda mu: self._merged(ctx, self.weights, self.backbones, a, mu)), self.params.select_grid)
         ctx.record("beta", beta)
         ctx.record("alpha", self.alpha)

@@ -145,7 +145,13 @@ def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | 
     try:
         written = rejudge(run_dir, specs, limit, Reporter(quiet=ctx.obj["quiet"]))
     except KeyboardInterrupt:
-        raise Interrupted("interrupted: verdicts so far are cached; rerun to go on") from None
+        from mobench.judge import PairwiseJudge
+        from mobench.registry import judges
+
+        # Only a pairwise (API) judge caches its verdicts; a pointwise judge's report is written whole.
+        pairwise = any(isinstance(judges.create(spec), PairwiseJudge) for spec in specs)
+        raise Interrupted("interrupted: " + ("the pairwise verdicts so far are cached; rerun to go on" if pairwise
+                                             else "no report written; rerun to score again")) from None
     for path in written:
         click.echo(f"wrote {path}")
 
@@ -205,13 +211,13 @@ def leaderboard(paths: tuple[Path, ...], formats: tuple[str, ...], out: Path) ->
     """Collect results files (default: everything under results/) into one table per task."""
     from mobench.fileio import atomic_write_text
     from mobench.reports import collect, leaderboard_html, leaderboard_markdown
+    from mobench.runner import check_out_dir
 
     sources = list(paths) or [Path("results")]
     boards = collect(sources)
     if not boards:
         raise MobenchError(f"no results.json found under {', '.join(str(p) for p in sources)}")
-    if out.exists() and not out.is_dir():
-        raise MobenchError(f"output directory {str(out)!r} is a file")
+    check_out_dir(out)
     written = []
     for fmt in formats or ("md", "html"):
         path = out / f"leaderboard.{fmt}"

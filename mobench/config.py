@@ -27,10 +27,14 @@ CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "c
 def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
-    if not path.is_file():
+    if not path.exists():
         raise MobenchError(f"config file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise MobenchError(f"config file {str(path)!r} is not a file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise MobenchError(f"config file {str(path)!r} is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
         raise MobenchError(f"config file {str(path)!r} is not valid YAML: {first}") from None
@@ -79,7 +83,7 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
     if not data.get("methods"):
         raise MobenchError("no methods given: use --methods a,b (see `mobench ls methods`)")
     for key in ("grid", "seed", "limit"):
-        if key in data and (isinstance(data[key], bool) or not isinstance(data[key], int)):
+        if data.get(key) is not None and (isinstance(data[key], bool) or not isinstance(data[key], int)):
             raise MobenchError(f"{key} must be an integer, got {data[key]!r}")
     for key in ("task", "prefs", "out"):
         if key in data and data[key] is not None and not isinstance(data[key], (str, Path)):

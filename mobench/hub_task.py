@@ -105,10 +105,8 @@ class HubTextTask(TextTask):
         found = [Asset("dataset", self.dataset_source(), "dataset", "dataset=PATH"),
                  Asset("policy base model", self.policy_source(), "model", "policy=PATH")]
         for objective, judge in zip(self.objectives, self.judges):
-            source = getattr(judge.params, "model", None)
-            if source is not None:
-                found.append(Asset(f"{objective.name} judge ({judge.name})", source, "model",
-                                   f"judge_models=[{objective.name}=PATH]"))
+            found += [Asset(f"{objective.name} judge ({judge.name})", asset.source, asset.kind,
+                            f"judge_models=[{objective.name}=PATH]") for asset in judge.assets()]
         return found
 
     def check_assets(self) -> None:

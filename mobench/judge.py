@@ -5,13 +5,23 @@ from __future__ import annotations
 import json
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from mobench.registry import Component
 
 
 class Judge(Component):
     """Scores outputs for one objective. Subclasses set `Params` and implement `score`."""
+
+    scores_text: ClassVar[bool] = True  # False: scores the synthetic tasks' parameter vectors
+
+    def assets(self) -> list[Any]:
+        """The models this judge loads, as `mobench.hub.Asset`s (checked before any work): none by default."""
+        return []
+
+    def check_outputs_fit(self, task: Any) -> None:
+        """Raise MobenchError when this judge cannot score `task`'s outputs (checked by `mobench judge`
+        before any work); the default accepts every task of the right kind."""
 
     @property
     def id(self) -> str:

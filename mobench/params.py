@@ -34,7 +34,7 @@ class ParamInfo:
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split on `sep` outside brackets and quotes, so `a:xs=[1,2],b` gives ['a:xs=[1,2]', 'b'] and
-    `j:url='http://h:8000/v1'` keeps the URL whole."""
+    `j:url='http://h:8000/v1'` keeps the URL whole. Unbalanced brackets or an unclosed quote are an error."""
     parts: list[str] = []
     depth = 0
     quote = ""
@@ -48,11 +48,17 @@ def split_top_level(text: str, sep: str = ",") -> list[str]:
             depth += 1
         elif char in "])":
             depth -= 1
+            if depth < 0:
+                raise MobenchError(f"unbalanced brackets in {text!r}: a closing {char!r} has no opening one")
         if char == sep and depth == 0 and not quote:
             parts.append("".join(current))
             current = []
         else:
             current.append(char)
+    if quote:
+        raise MobenchError(f"unclosed quote {quote} in {text!r}")
+    if depth:
+        raise MobenchError(f"unbalanced brackets in {text!r}: {depth} bracket(s) left open")
     parts.append("".join(current))
     return [p.strip() for p in parts]
 

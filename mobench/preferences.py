@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from mobench.errors import MobenchError
 
 SIMPLEX_TOLERANCE = 1e-6
 DECIMALS = 10  # μ and weight vectors are rounded so that 1 - 0.7 and 0.3 name the same point
+MAX_GRID_POINTS = 2_000  # far beyond any sweep (the paper: 11); the metrics compare points pairwise
 
 
 def canonical(vector: np.ndarray | list[float]) -> list[float]:
@@ -30,6 +32,11 @@ def simplex_grid(n_objectives: int, points_per_axis: int) -> np.ndarray:
     if points_per_axis < 2:
         raise MobenchError(f"--grid must be at least 2, got {points_per_axis}")
     steps = points_per_axis - 1
+    # Counted before the lattice is built: C(steps + n - 1, n - 1) points.
+    count = math.comb(steps + n_objectives - 1, n_objectives - 1)
+    if count > MAX_GRID_POINTS:
+        raise MobenchError(f"--grid {points_per_axis} on {n_objectives} objectives gives {count:,} preference "
+                           f"vectors (more than {MAX_GRID_POINTS:,}); choose a smaller grid")
     rows = []
     for head in itertools.product(range(steps + 1), repeat=n_objectives - 1):
         if sum(head) <= steps:
@@ -58,7 +65,7 @@ def validate_preferences(prefs: np.ndarray, n_objectives: int, source: str) -> n
     for index, row in enumerate(rounded, start=1):
         key = tuple(row)
         if key in seen:
-            raise MobenchError(f"{source}: row {index} repeats row {seen[key]} ({list(key)})")
+            raise MobenchError(f"{source}: row {index} repeats row {seen[key]} ({[float(x) for x in key]})")
         seen[key] = index
     return rounded
 
@@ -66,11 +73,13 @@ def validate_preferences(prefs: np.ndarray, n_objectives: int, source: str) -> n
 def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
     """Read μ rows from .json / .yaml (a list of lists) or .csv / .txt (one row per line)."""
     source = f"preference file {str(path)!r}"
-    if not path.is_file():
+    if not path.exists():
         raise MobenchError(f"{source} does not exist")
-    text = path.read_text(encoding="utf-8")
+    if not path.is_file():
+        raise MobenchError(f"{source} is not a file")
     suffix = path.suffix.lower()
     try:
+        text = path.read_text(encoding="utf-8")
         if suffix == ".json":
             rows = json.loads(text)
         elif suffix in (".yaml", ".yml"):
@@ -87,12 +96,16 @@ def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
         if not isinstance(rows, list) or not all(isinstance(r, (list, tuple)) for r in rows):
             raise MobenchError(f"{source}: expected a list of rows of numbers")
         for index, row in enumerate(rows, start=1):
+            if any(isinstance(x, bool) for x in row):
+                raise MobenchError(f"{source}: row {index} holds a true/false value, not a number")
             if len(row) != n_objectives:
                 raise MobenchError(f"{source}: row {index} has {len(row)} weights, expected {n_objectives} "
                                    f"(one per objective)")
         prefs = np.array([[float(x) for x in row] for row in rows], dtype=float).reshape(-1, n_objectives)
     except MobenchError:
         raise
+    except UnicodeDecodeError:
+        raise MobenchError(f"{source} is not UTF-8 text") from None
     except (ValueError, TypeError) as exc:
         raise MobenchError(f"{source} is malformed: {exc}") from None
     except Exception as exc:  # yaml/json parser errors carry their own position information

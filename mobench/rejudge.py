@@ -26,8 +26,12 @@ def _cells(run_dir: Path, results: dict[str, Any]) -> dict[str, dict[tuple[float
     seed = results["config"]["seed"]
     by_method: dict[str, dict[tuple[float, ...], dict[str, Any]]] = {}
     for path in sorted((run_dir / "cells").glob("*.json")):
-        record = json.loads(path.read_text())
-        if "mu" not in record or record.get("method") not in wanted or record.get("seed") != seed:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise MobenchError(f"cannot read cell {str(path)!r}: {exc}; delete it and rerun `mobench run` "
+                               f"to recompute it") from None
+        if not isinstance(record, dict) or "mu" not in record or record.get("method") not in wanted or record.get("seed") != seed:
             continue
         method_id, points = wanted[record["method"]]
         if tuple(record["mu"]) in points and (method_id is None or record.get("method_id") == method_id):
@@ -67,9 +71,13 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
         raise MobenchError(f"{run_dir} holds no results.json; run `mobench run` first")
     if limit is not None and limit < 1:
         raise MobenchError(f"--limit must be >= 1, got {limit}")
-    results = load_results(results_path)
+    try:
+        results = load_results(results_path)
+    except (ValueError, OSError) as exc:
+        raise MobenchError(f"cannot read {str(results_path)!r}: {exc}") from None
     # The task's own resolved spec: it carries run-time overrides such as --limit's n_test.
     task = tasks.create(results["task"].get("spec") or results["config"]["task"])
+    _check_judges_fit(judge_specs, created, task)
     prompts = task.evaluation_prompts()
     cells = _cells(run_dir, results)
     if not cells:
@@ -100,6 +108,20 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
         out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         written.append(out)
     return written
+
+
+def _check_judges_fit(specs: Sequence[str], created: Sequence[Any], task: Any) -> None:
+    """A judge must score what the run's task produces (text replies or parameter vectors), and its
+    model must be reachable: both are checked before any saved output is scored."""
+    from mobench.hub import require
+
+    for spec, judge in zip(specs, created):
+        if judge.scores_text != task.token_level:
+            what = "text replies" if judge.scores_text else "parameter vectors"
+            raise MobenchError(f"judge {spec!r} scores {what}, but the outputs of task {task.name!r} are "
+                               f"{'text replies' if task.token_level else 'parameter vectors'}")
+        judge.check_outputs_fit(task)
+    require([asset for judge in created for asset in judge.assets()])
 
 
 def _pointwise(judge: Any, cells: dict[str, Any], prompts: list[Any], reporter: Reporter) -> dict[str, Any]:

@@ -77,4 +77,7 @@ def load_results(path: Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a mobench results file ({SCHEMA})")
+    missing = [key for key in ("task", "config", "methods") if key not in data]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)} (a damaged or hand-edited results file)")
     return data

@@ -85,7 +85,7 @@ def default_out(task: Task) -> Path:
     return Path("results") / task.name
 
 
-def _check_out_dir(out: Path, create: bool = True) -> None:
+def check_out_dir(out: Path, create: bool = True) -> None:
     if out.exists() and not out.is_dir():
         raise MobenchError(f"output directory {str(out)!r} is a file")
     for parent in out.parents:
@@ -136,22 +136,29 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         raise MobenchError("give either --grid or --prefs, not both")
     if config.prefs_file is not None:
         prefs = load_preferences(Path(config.prefs_file), task.n_objectives)
-        prefs_source = f"file:{Path(config.prefs_file).name}"
+        # The rows' hash, not just the file name: two runs with different prefs.json files must not
+        # share a leaderboard table.
+        prefs_source = f"file:{Path(config.prefs_file).name}#{stable_hash(prefs.tolist(), 8)}"
     else:
         grid = config.grid if config.grid is not None else task.default_grid
         prefs = simplex_grid(task.n_objectives, grid)
         prefs_source = f"grid:{grid}"
-    if config.seed < 0:
-        raise MobenchError(f"--seed must be >= 0, got {config.seed}")
+    if not 0 <= config.seed < 2**32:  # the range numpy, torch and transformers' set_seed accept
+        raise MobenchError(f"--seed must be in [0, 2**32 - 1], got {config.seed}")
     out = Path(config.out) if config.out is not None else default_out(task)
-    _check_out_dir(out, create_out)
+    check_out_dir(out, create_out)
 
     task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
                      "judges": [judge.id for judge in task.judges]}
     planned = []
+    keys_of_id: dict[str, str] = {}
     for key, method in resolved:
         method_id = stable_hash({"task": task_identity, "seed": config.seed, "method": {
             "name": method.name, "version": method.version, "params": method.resolved_params()}})
+        if method_id in keys_of_id:
+            raise MobenchError(f"methods {keys_of_id[method_id]!r} and {key!r} are the same method with the "
+                               f"same parameters; list it once")
+        keys_of_id[method_id] = key
         own = method.own_preferences(task)
         method_prefs = prefs if own is None else np.asarray(own, dtype=float)
         cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in method_prefs]

@@ -2,12 +2,16 @@
 
 A candidate is scored by the hypervolume of the front its generators produce over a coarse
 preference grid, judged on the task's validation prompts; ties go to the earlier candidate.
+A selection is stored as an artifact, so `prepare`, an interrupted sweep or a later run with more
+preference points does not search again (a γ search can decode more replies than the test sweep).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +19,11 @@ from mobench.context import RunContext
 from mobench.generator import Generator
 from mobench.metrics import hypervolume
 from mobench.preferences import simplex_grid
+
+if TYPE_CHECKING:
+    from mobench.method import Method
+
+SELECTION_FILE = "selection.json"
 
 
 def validation_front(ctx: RunContext, make_generator: Callable[[np.ndarray], Generator],
@@ -30,14 +39,31 @@ def validation_front(ctx: RunContext, make_generator: Callable[[np.ndarray], Gen
     return float(hypervolume(front, np.asarray(ctx.task.reference_point))), front.round(6).tolist()
 
 
-def select_best(ctx: RunContext, name: str, candidates: Sequence[Any],
+def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence[Any],
                 make_factory: Callable[[Any], Callable[[np.ndarray], Generator]], grid: int) -> Any:
     """Evaluate each candidate's validation front, record the table, and return the best candidate."""
-    table = []
-    for candidate in candidates:
-        hv, front = validation_front(ctx, make_factory(candidate), grid)
-        table.append({"candidate": candidate, "validation_hv": round(hv, 6), "front": front})
-        ctx.reporter.log(f"{name} = {candidate}: validation HV {hv:.4f}")
-    best = max(range(len(table)), key=lambda i: (table[i]["validation_hv"], -i))
-    ctx.record(f"{name}_selection", {"chosen": candidates[best], "grid": grid, "candidates": table})
+    from mobench.cells import stable_hash
+
+    def build(directory: Path) -> dict[str, Any]:
+        table = []
+        for candidate in candidates:
+            hv, front = validation_front(ctx, make_factory(candidate), grid)
+            table.append({"candidate": candidate, "validation_hv": round(hv, 6), "front": front})
+            ctx.reporter.log(f"{name} = {candidate}: validation HV {hv:.4f}")
+        best = max(range(len(table)), key=lambda i: (table[i]["validation_hv"], -i))
+        (directory / SELECTION_FILE).write_text(json.dumps({"chosen_index": best, "candidates": table}))
+        return {"chosen": candidates[best]}
+
+    def load(directory: Path) -> dict[str, Any]:
+        return json.loads((directory / SELECTION_FILE).read_text())
+
+    task = ctx.task
+    recipe = {"method": {"name": method.name, "version": method.version, "params": method.resolved_params()},
+              "selection": name, "candidates": list(candidates), "grid": grid, "seed": ctx.seed,
+              "judges": [judge.id for judge in task.judges],
+              # eval-only task parameters (samples per prompt) change the validation prompts
+              "validation": stable_hash([task.prompt_record(p) for p in task.validation_prompts()])}
+    selection = ctx.artifact("selection", recipe, build, load)
+    best = selection["chosen_index"]
+    ctx.record(f"{name}_selection", {"chosen": candidates[best], "grid": grid, "candidates": selection["candidates"]})
     return candidates[best]

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 
+QUAD_RUN = str(Path(__file__).resolve().parents[1] / "results" / "quad")  # the committed quad run
+
+
 def _assert_one_line_error(result, *fragments: str) -> None:
     assert result.code == 2, (result.code, result.out, result.err)
     lines = result.err.strip().splitlines()
@@ -92,7 +95,9 @@ def test_output_dir_that_is_a_file(cli, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (("--grid", "1"), "--grid must be at least 2"),
     (("--grid", "x"), "'x' is not a valid integer"),
-    (("--seed", "-1"), "--seed must be >= 0"),
+    (("--seed", "-1"), "--seed must be in [0, 2**32 - 1]"),
+    (("--seed", str(2**32)), "--seed must be in [0, 2**32 - 1]"),
+    (("--grid", "100000"), "choose a smaller grid"),
 ])
 def test_bad_numbers(cli, args, fragment):
     _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", *args), fragment)
@@ -151,3 +156,50 @@ def test_plugin_that_does_not_exist(cli):
 def test_leaderboard_without_results(cli, tmp_path):
     (tmp_path / "empty").mkdir()
     _assert_one_line_error(cli("leaderboard", str(tmp_path / "empty")), "no results.json")
+
+
+@pytest.mark.parametrize("methods, fragment", [
+    ("bone-soup:beta_select=[0.6,0.7,rs", "1 bracket(s) left open"),
+    ("bone-soup:beta=0.6],rs", "a closing ']' has no opening one"),
+    ("rs,bone-soup,bone-soup:beta=0.7", "'bone-soup' and 'bone-soup:beta=0.7' are the same method"),
+])
+def test_malformed_or_repeated_methods(cli, isolated, methods, fragment):
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", methods), fragment)
+    assert _nothing_computed(isolated)
+
+
+def test_undecodable_or_directory_files(cli, tmp_path):
+    binary = tmp_path / "p.txt"
+    binary.write_bytes(b"\xff\xfe\x00")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--prefs", str(binary)), "is not UTF-8")
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"\xff\xfe\x00")
+    _assert_one_line_error(cli("run", "--config", str(config)), "is not UTF-8")
+    _assert_one_line_error(cli("run", "--config", str(tmp_path)), "is not a file")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--prefs", str(tmp_path)), "is not a file")
+    booleans = tmp_path / "b.json"
+    booleans.write_text("[[true, false]]")
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--prefs", str(booleans)),
+                           "true/false value")
+
+
+def test_judge_and_leaderboard_bad_inputs(cli, tmp_path):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "results.json").write_text("garbage")
+    _assert_one_line_error(cli("judge", str(run), "--judges", "humor-mini"), "cannot read")
+    (run / "results.json").write_text('{"schema": "mobench.results/1"}')
+    _assert_one_line_error(cli("judge", str(run), "--judges", "humor-mini"), "lacks task, config, methods")
+    _assert_one_line_error(cli("leaderboard", str(run)), "lacks task, config, methods")
+    (tmp_path / "file").write_text("x")
+    _assert_one_line_error(cli("leaderboard", QUAD_RUN, "--out", str(tmp_path / "file" / "sub")),
+                           "lies under a file")
+
+
+def test_judge_must_fit_the_runs_task(cli):
+    # The committed quad run: its outputs are parameter vectors, not text; its θ has 2 dimensions.
+    _assert_one_line_error(cli("judge", QUAD_RUN, "--judges", "humor-mini"),
+                           "scores text replies", "parameter vectors")
+    _assert_one_line_error(cli("judge", QUAD_RUN, "--judges", "quadratic:center=[1,1,1]:curvature=[1,1,1]"),
+                           "3-dimensional center", "2-dimensional")
+    _assert_one_line_error(cli("judge", QUAD_RUN, "--judges", "rm-humor:batch_size=0"), "batch_size")

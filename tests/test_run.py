@@ -88,7 +88,13 @@ def test_preference_file(cli, tmp_path):
     assert cli("run", "--task", "quad", "--methods", "morlhf", "--prefs", "prefs.csv", "--out", "p").code == 0
     data = json.loads((tmp_path / "p" / "results.json").read_text())
     assert [p["mu"] for p in data["methods"]["morlhf"]["points"]] == [[0.25, 0.75], [0.75, 0.25]]
-    assert data["config"]["preferences"] == "file:prefs.csv"
+    assert data["config"]["preferences"].startswith("file:prefs.csv#")
+    # The rows' hash, not the file name, tells preference sets apart (the leaderboard groups by it).
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "prefs.csv").write_text("0.5, 0.5\n")
+    assert cli("run", "--task", "quad", "--methods", "morlhf", "--prefs", "other/prefs.csv", "--out", "q").code == 0
+    other = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert other["config"]["preferences"] != data["config"]["preferences"]
 
 
 SLOW_PLUGIN = '''
@@ -145,3 +151,19 @@ def test_killed_and_interrupted_runs_resume_to_the_same_results(tmp_path):
         assert resumed.returncode == 0, err
         assert f"{42 - saved} of 42 cells to compute" in err
         assert (tmp_path / out / "results.json").read_bytes() == (tmp_path / "reference" / "results.json").read_bytes()
+
+
+def test_a_selection_is_stored_and_not_searched_again(cli, tmp_path):
+    spec = "bone-soup:alpha_select=[0,0.2]"
+    first = cli("prepare", "--task", "quad", "--methods", spec)
+    assert first.code == 0, first.err
+    assert "alpha = 0.2: validation HV" in first.err
+    # A run after `prepare`, with another grid, reads the stored selection instead of searching again.
+    second = cli("run", "--task", "quad", "--methods", spec, "--grid", "3", "--out", "r")
+    assert second.code == 0, second.err
+    assert "validation HV" not in second.err
+    entry = json.loads((tmp_path / "r" / "results.json").read_text())["methods"][spec]
+    selection = entry["details"]["alpha_selection"]
+    assert selection["chosen"] == entry["details"]["alpha"]
+    assert [c["candidate"] for c in selection["candidates"]] == [0, 0.2]
+    assert "selection" in {a["kind"] for a in entry["artifacts"]}
