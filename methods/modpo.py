@@ -106,7 +106,7 @@ class MODPO(Method):
     def _policy(self, ctx: RunContext, w: float) -> PolicyState:
         task: Any = ctx.task
         settings = self.settings(task)
-        recipe = {"policy": task.policy_recipe(), "pairs": {"source": "value-data: best vs worst SFT sample by "
+        recipe = {"policy": task.initial_policy_recipe(), "pairs": {"source": "value-data: best vs worst SFT sample by "
                                                                       "objective 0", "min_gap": self.params.min_gap,
                                                             "text": "reply tokens decoded as sampled",
                                                             "value_data": task.value_data_recipe()},
@@ -138,7 +138,8 @@ class MODPO(Method):
             info["reply_statistics"] = reply_statistics(task.generator(ctx, state).generate(task.splits().validation))
             return info
 
-        return ctx.artifact("modpo-policy", recipe, build, task.load_policy, uses_packages=task.uses_packages)
+        return ctx.artifact("modpo-policy", recipe, build, task.load_policy, uses_packages=task.uses_packages,
+                            uses_rl=False)
 
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
         key = round(float(mu[0]), 10)

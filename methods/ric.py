@@ -133,11 +133,11 @@ class RiC(Method):
         task: Any = ctx.task
         self.names = [o.name for o in task.objectives]
         steps, online_steps = self._steps(task)
-        recipe = {"policy": task.policy_recipe(), "ric": {"steps": steps, "online_rounds": self.params.online_rounds,
-                                                          "online_steps": online_steps,
-                                                          "quantile": self.params.quantile,
-                                                          "format": "' <NAME_score> v.v' block before the response marker",
-                                                          "online_text": "replies as sampled, not stripped"},
+        recipe = {"policy": task.initial_policy_recipe(), "judges": [judge.id for judge in task.judges],
+                  "ric": {"steps": steps, "online_rounds": self.params.online_rounds, "online_steps": online_steps,
+                          "quantile": self.params.quantile,
+                          "format": "' <NAME_score> v.v' block before the response marker",
+                          "online_text": "replies as sampled, not stripped"},
                   "seed": ctx.seed}
 
         def build(directory: Path) -> dict[str, Any]:
@@ -149,7 +149,8 @@ class RiC(Method):
         def load(directory: Path) -> tuple[PolicyState, dict[str, Any]]:
             return task.load_policy(directory), json.loads((directory / STATS_FILE).read_text())
 
-        self.state, self.stats = ctx.artifact("ric-policy", recipe, build, load, uses_packages=task.uses_packages)
+        self.state, self.stats = ctx.artifact("ric-policy", recipe, build, load, uses_packages=task.uses_packages,
+                                              uses_rl=False)
         self.model = task.token_model(ctx, self.state)
         ctx.record("score_range", {"min": self.stats["min"], "max": self.stats["max"]})
 

@@ -42,12 +42,15 @@ class RunContext:
         self.details[key] = value
 
     def artifact(self, kind: str, recipe: dict[str, Any], build: Callable[[Path], dict[str, Any] | None],
-                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = ()) -> Any:
-        """Load the artifact named by (kind, recipe), building it first if it is missing."""
+                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = (), uses_rl: bool = True) -> Any:
+        """Load the artifact named by (kind, recipe), building it first if it is missing.
+
+        `uses_rl=False` declares that neither the build nor anything it loads runs RL: the task's RL-only
+        parameters then stay out of the recipe (see `artifact_params`)."""
         from mobench.params import artifact_params
 
         full_recipe = {"task": self.task.name, "task_version": self.task.version,
-                       "task_params": artifact_params(self.task.params), **recipe}
+                       "task_params": artifact_params(self.task.params, uses_rl), **recipe}
         packages = tuple(dict.fromkeys((*self.task.uses_packages, *uses_packages)))
 
         def logged_build(directory: Path) -> dict[str, Any] | None:

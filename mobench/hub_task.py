@@ -198,7 +198,7 @@ class HubTextTask(TextTask):
                            learning_rate=self.preset.sft_learning_rate, warmup_steps=min(100, self.params.sft_steps // 10),
                            max_length=1024)
 
-    def _sft_recipe(self) -> dict[str, Any]:
+    def initial_policy_recipe(self) -> dict[str, Any]:
         return {"data": self.name, "data_version": self.data_version, "dataset": self.dataset_source(),
                 "data_sha": self.data_fingerprint, "policy_model": self.policy_source(),
                 "sft": self.sft_settings().to_dict(), "sft_lora_r": self.finetune_lora_rank()}

@@ -232,10 +232,13 @@ def params_to_dict(params: Any) -> dict[str, Any]:
     return out
 
 
-def artifact_params(params: Any) -> dict[str, Any]:
+def artifact_params(params: Any, uses_rl: bool = True) -> dict[str, Any]:
     """The parameters that define trained artifacts: all but the fields marked `eval_only` (how many test
-    prompts, samples per prompt, where a judge's files live), so a `--limit` trial reuses every model."""
+    prompts, samples per prompt, where a judge's files live), so a `--limit` trial reuses every model;
+    with `uses_rl=False` also all but the fields marked `rl_only`, so an RL-only change (a learning rate)
+    reuses the SFT policy and everything else built without RL."""
     import dataclasses
 
-    skip = {f.name for f in dataclasses.fields(params) if f.metadata.get("eval_only")}
+    skip = {f.name for f in dataclasses.fields(params)
+            if f.metadata.get("eval_only") or (not uses_rl and f.metadata.get("rl_only"))}
     return {k: v for k, v in params_to_dict(params).items() if k not in skip}

@@ -82,6 +82,11 @@ class Task(Component):
     def policy_recipe(self) -> dict[str, Any]:
         """Everything that defines how policies are trained (goes into artifact recipes)."""
 
+    def initial_policy_recipe(self) -> dict[str, Any]:
+        """Everything that defines θ_sft, for the artifacts built from it without RL (RiC, MODPO, value
+        models): a text task leaves its RL settings out, so an RL-only change retrains none of them."""
+        return self.policy_recipe()
+
     @abstractmethod
     def initial_policy(self, ctx: RunContext) -> PolicyState:
         """θ_sft: the starting point of RL and the reference of extrapolation."""

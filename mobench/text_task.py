@@ -35,9 +35,10 @@ POLICY_FILE = "policy.safetensors"
 @dataclass(frozen=True)
 class TextTaskParams:
     sft_steps: int = field(default=300, metadata={"help": "SFT optimiser steps (batch 32)"})
-    rl_steps: int = field(default=150, metadata={"help": "GRPO steps of a full RL run (2 prompts x 8 samples)"})
-    rl_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate"})
-    kl_beta: float = field(default=0.04, metadata={"help": "KL penalty to the SFT reference"})
+    rl_steps: int = field(default=150, metadata={"help": "GRPO steps of a full RL run (2 prompts x 8 samples)",
+                                                 "rl_only": True})
+    rl_lr: float = field(default=1e-4, metadata={"help": "GRPO learning rate", "rl_only": True})
+    kl_beta: float = field(default=0.04, metadata={"help": "KL penalty to the SFT reference", "rl_only": True})
     lora_r: int = field(default=0, metadata={
         "help": "0: full weights; r > 0: LoRA adapters of rank r in RL (on paper tasks, in every training step)"})
     n_test: int = field(default=64, metadata={"help": "test prompts per preference", "eval_only": True})
@@ -127,13 +128,13 @@ class TextTask(Task):
                    "extra_text": splits.extra_text}
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _sft_recipe(self) -> dict[str, Any]:
+    def initial_policy_recipe(self) -> dict[str, Any]:
         return {"data": self.name, "data_version": self.data_version, "data_sha": self.data_fingerprint,
                 "lm": self.lm_spec.to_dict(), "sft": self.sft_settings().to_dict()}
 
     def policy_recipe(self) -> dict[str, Any]:
         rl = self.rl_settings().to_dict()
-        return {**self._sft_recipe(), "rl": rl, "rl_steps": self.params.rl_steps, "lora_r": self.params.lora_r,
+        return {**self.initial_policy_recipe(), "rl": rl, "rl_steps": self.params.rl_steps, "lora_r": self.params.lora_r,
                 "judges": [judge.id for judge in self.judges]}
 
     def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
@@ -171,8 +172,8 @@ class TextTask(Task):
             ctx.memo[f"{self.name}:skeleton"] = (model, tokenizer)
             return _state_of(model)
 
-        recipe = {"policy": self._sft_recipe(), "seed": ctx.seed}
-        return ctx.artifact("sft-policy", recipe, build, load, uses_packages=self.uses_packages)
+        recipe = {"policy": self.initial_policy_recipe(), "seed": ctx.seed}
+        return ctx.artifact("sft-policy", recipe, build, load, uses_packages=self.uses_packages, uses_rl=False)
 
     def _skeleton(self, ctx: RunContext) -> tuple[Any, Any]:
         # Asked every time (a memo hit after the first), so every user of the SFT model's skeleton and
@@ -299,7 +300,7 @@ class TextTask(Task):
 
     def value_data_recipe(self) -> dict[str, Any]:
         settings = self.value_settings()
-        return {"policy": self._sft_recipe(), "judges": [judge.id for judge in self.judges],
+        return {"policy": self.initial_policy_recipe(), "judges": [judge.id for judge in self.judges],
                 "samples_per_prompt": settings.samples_per_prompt, "decode": asdict(self.decode_config())}
 
     def value_data(self, ctx: RunContext) -> dict[str, Any]:
@@ -350,7 +351,7 @@ class TextTask(Task):
             return json.loads((directory / "value_data.json").read_text())
 
         recipe = {**self.value_data_recipe(), "seed": ctx.seed}
-        return ctx.artifact("value-data", recipe, build, load, uses_packages=self.uses_packages)
+        return ctx.artifact("value-data", recipe, build, load, uses_packages=self.uses_packages, uses_rl=False)
 
     def value_model(self, ctx: RunContext, objective: int) -> PolicyState:
         """The explicit value model of objective `objective` (its state, with `value_offset`)."""
@@ -376,7 +377,8 @@ class TextTask(Task):
 
         recipe = {"value_data": self.value_data_recipe(), "objective": self.objectives[objective].name,
                   "judge": self.judges[objective].id, "value": settings.to_dict(), "seed": ctx.seed}
-        return ctx.artifact("value-model", recipe, build, self.load_policy, uses_packages=self.uses_packages)
+        return ctx.artifact("value-model", recipe, build, self.load_policy, uses_packages=self.uses_packages,
+                            uses_rl=False)
 
     def _sample(self, ctx: RunContext, state: PolicyState, prompts: Sequence[TextPrompt]) -> list[str]:
         return self.generator(ctx, state).generate(list(prompts))

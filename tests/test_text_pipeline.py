@@ -159,8 +159,8 @@ def test_sft_recipe_follows_the_data_content():
             base = micro_splits()
             return dataclasses.replace(base, sft=base.sft[:-1])
 
-    assert MicroText()._sft_recipe()["data_sha"] != Edited()._sft_recipe()["data_sha"]
-    assert MicroText()._sft_recipe() == MicroText()._sft_recipe()
+    assert MicroText().initial_policy_recipe()["data_sha"] != Edited().initial_policy_recipe()["data_sha"]
+    assert MicroText().initial_policy_recipe() == MicroText().initial_policy_recipe()
 
 
 def test_limit_trial_reuses_every_trained_artifact(cli, isolated):
@@ -173,3 +173,16 @@ def test_limit_trial_reuses_every_trained_artifact(cli, isolated):
     assert sorted(p.name for p in (isolated / "artifacts").iterdir()) == before
     short = json.loads(Path("short/results.json").read_text())
     assert short["task"]["params"]["n_test"] == 2 and short["methods"]["rs"]["points"][0]["output"]
+
+
+def test_an_rl_only_change_retrains_rl_and_nothing_built_without_it(cli, isolated):
+    """A new RL learning rate retrains the RL policies but reuses θ_sft (hours at 7B)."""
+    _run(cli, "base", methods="rs")
+    sft_before = {p.name for p in (isolated / "artifacts").glob("sft-policy-*")}
+    rl_before = {p.name for p in (isolated / "artifacts").glob("rl-policy-*")}
+    other = _run(cli, "other", methods="rs", task=MICRO + ":rl_lr=0.0003")
+    assert {p.name for p in (isolated / "artifacts").glob("sft-policy-*")} == sft_before
+    assert len({p.name for p in (isolated / "artifacts").glob("rl-policy-*")} - rl_before) == 2
+    used = {a["kind"]: a for a in other["methods"]["rs"]["artifacts"]}
+    assert "rl_lr" not in used["sft-policy"]["recipe"]["task_params"]
+    assert used["rl-policy"]["recipe"]["task_params"]["rl_lr"] == 0.0003
