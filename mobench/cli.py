@@ -105,9 +105,11 @@ def _wide_console() -> Any:
 @click.option("--methods", "methods_text", metavar="SPECS", help="Comma-separated method specs.")
 @click.option("--seed", type=int, help="Seed of every training step (default 0).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML run configuration.")
+@click.option("--offline", is_flag=True, default=None,
+              help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
 @click.pass_context
 def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed: int | None,
-            config_file: Path | None) -> None:
+            config_file: Path | None, offline: bool | None) -> None:
     """Build every artifact the methods need (SFT policy, RL backbones, judges) without sweeping."""
     from mobench.artifacts import ArtifactStore
     from mobench.config import build_run_config
@@ -115,7 +117,7 @@ def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed
     from mobench.runner import prepare_all, resolve
 
     config = build_run_config(config_file, task=task, methods=methods_text, grid=None, prefs=None, seed=seed,
-                              out=None, no_train=None, ctrl_ties=None, limit=None, offline=None)
+                              out=None, no_train=None, ctrl_ties=None, limit=None, offline=offline)
     plan = resolve(config, create_out=False)
     reporter = Reporter(quiet=ctx.obj["quiet"])
     try:

@@ -42,11 +42,13 @@ class RunContext:
         self.details[key] = value
 
     def artifact(self, kind: str, recipe: dict[str, Any], build: Callable[[Path], dict[str, Any] | None],
-                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = (), uses_rl: bool = True) -> Any:
+                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = (), uses_rl: bool = True,
+                 trains: bool = True) -> Any:
         """Load the artifact named by (kind, recipe), building it first if it is missing.
 
         `uses_rl=False` declares that neither the build nor anything it loads runs RL: the task's RL-only
-        parameters then stay out of the recipe (see `artifact_params`)."""
+        parameters then stay out of the recipe (see `artifact_params`). `trains=False` (a selection on the
+        validation split) may be built under `--no-train`, which forbids training only."""
         from mobench.params import artifact_params
 
         full_recipe = {"task": self.task.name, "task_version": self.task.version,
@@ -62,7 +64,8 @@ class RunContext:
                 self._building -= 1
 
         artifact, path = self.store.get_or_build(kind, full_recipe, logged_build,
-                                                 allow_build=self.allow_training, uses_packages=packages)
+                                                 allow_build=self.allow_training or not trains,
+                                                 uses_packages=packages)
         # Only direct uses are listed: a build's own inputs are in its recipe, and listing them would make
         # the list depend on what the store already held (`prepare` then `run` vs `run` alone).
         if not self._building:

@@ -63,7 +63,7 @@ def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence
               "judges": [judge.id for judge in task.judges],
               # eval-only task parameters (samples per prompt) change the validation prompts
               "validation": stable_hash([task.prompt_record(p) for p in task.validation_prompts()])}
-    selection = ctx.artifact("selection", recipe, build, load)
+    selection = ctx.artifact("selection", recipe, build, load, trains=False)
     best = selection["chosen_index"]
     ctx.record(f"{name}_selection", {"chosen": candidates[best], "grid": grid, "candidates": selection["candidates"]})
     return candidates[best]

@@ -154,8 +154,12 @@ def test_killed_and_interrupted_runs_resume_to_the_same_results(tmp_path):
 
 
 def test_a_selection_is_stored_and_not_searched_again(cli, tmp_path):
+    (tmp_path / "no-train.yaml").write_text("no_train: true\n")
     spec = "bone-soup:alpha_select=[0,0.2]"
-    first = cli("prepare", "--task", "quad", "--methods", spec)
+    assert cli("prepare", "--task", "quad", "--methods", "bone-soup").code == 0  # the backbones
+    # Selecting α trains nothing, so --no-train allows it (and still forbids training); `prepare` stores it.
+    assert cli("prepare", "--task", "quad", "--methods", "rs", "--config", "no-train.yaml").code != 0
+    first = cli("prepare", "--task", "quad", "--methods", spec, "--config", "no-train.yaml")
     assert first.code == 0, first.err
     assert "alpha = 0.2: validation HV" in first.err
     # A run after `prepare`, with another grid, reads the stored selection instead of searching again.
