@@ -6,6 +6,7 @@ pymoo for the hypervolume; nothing here imports torch or a model.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -104,7 +105,12 @@ METRIC_KEYS = ("hv", "ip", "sparsity", "spacing", "front", "ctrl")
 
 def evaluate(prefs: np.ndarray, rewards: np.ndarray, ref: np.ndarray | list,
              ctrl_ties: CtrlTies = "strict") -> dict[str, float]:
-    """All six metrics, keyed hv, ip, sparsity, spacing, front, ctrl."""
+    """All six metrics, keyed hv, ip, sparsity, spacing, front, ctrl.
+
+    A front with a non-finite reward (a judge's NaN, a diverged policy) gets NaN for every metric, so it
+    is shown as "–" and never ranked: HV would silently drop the point, Front count it, Ctrl fail it."""
+    if not np.all(np.isfinite(np.asarray(rewards, dtype=float))):
+        return {key: math.nan for key in METRIC_KEYS}
     return {
         "hv": hypervolume(rewards, ref),
         "ip": inner_product(prefs, rewards),

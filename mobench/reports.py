@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,12 +77,17 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]
     return header, body
 
 
+def markdown_escape(text: str) -> str:
+    """Method keys and task specs are user text: `|` would split a table cell, `*` or `<` style it."""
+    return re.sub(r"([\\|*_`\[\]<>])", r"\\\1", text)
+
+
 def markdown_table(rows: list[Row]) -> str:
     from tabulate import tabulate
 
     header, body = table_cells(rows)
     styled = {"best": "**{}**", "second": "<ins>{}</ins>", "": "{}"}
-    data = [[styled[mark].format(text) for text, mark in line] for line in body]
+    data = [[styled[mark].format(markdown_escape(text)) for text, mark in line] for line in body]
     return tabulate(data, headers=header, tablefmt="github", disable_numparse=True)
 
 
@@ -98,15 +104,16 @@ def html_table(rows: list[Row]) -> str:
 
 
 def rich_table(rows: list[Row], title: str) -> Any:
+    from rich.markup import escape
     from rich.table import Table
 
     header, body = table_cells(rows)
-    table = Table(title=title)
+    table = Table(title=escape(title))
     for index, name in enumerate(header):
         table.add_column(name, justify="left" if index == 0 else "right", no_wrap=True)
     styles = {"best": "bold", "second": "underline", "": ""}
     for line in body:
-        table.add_row(*[f"[{styles[m]}]{text}[/]" if m else text for text, m in line])
+        table.add_row(*[f"[{styles[m]}]{escape(text)}[/]" if m else escape(text) for text, m in line])
     return table
 
 
@@ -119,7 +126,7 @@ def task_title(results: dict[str, Any]) -> str:
 
 def run_report_markdown(results: dict[str, Any]) -> str:
     ctrl = results["config"]["ctrl_ties"]
-    lines = [f"## {task_title(results)}", "",
+    lines = [f"## {markdown_escape(task_title(results))}", "",
              markdown_table(rows_of(results)), "",
              f"Best in bold, second underlined. Ctrl uses the {ctrl} tie rule; N is the number of "
              f"preference points ({results['config']['preferences']}).", ""]
@@ -144,10 +151,13 @@ def pareto_plot(results: dict[str, Any], path: Path) -> None:
     palette = sns.color_palette("tab10", n_colors=max(3, len(results["methods"])))
     for (i, j), ax in zip(pairs, axes[0]):
         for colour, (key, entry) in zip(palette, results["methods"].items()):
-            xs = [p["rewards"][i] for p in entry["points"]]
-            ys = [p["rewards"][j] for p in entry["points"]]
+            # A non-finite reward is stored as null: plotted as a gap, never annotated.
+            xs = [_plain(p["rewards"][i]) for p in entry["points"]]
+            ys = [_plain(p["rewards"][j]) for p in entry["points"]]
             ax.plot(xs, ys, "-o", color=colour, label=key, markersize=5, linewidth=1.2, alpha=0.9)
             for point, x, y in zip(entry["points"], xs, ys):
+                if not (math.isfinite(x) and math.isfinite(y)):
+                    continue
                 ax.annotate(f"{point['mu'][0]:g}", (x, y), textcoords="offset points", xytext=(3, 3),
                             fontsize=7, color=colour)
         ax.set_xlabel(objectives[i])
@@ -160,6 +170,10 @@ def pareto_plot(results: dict[str, Any], path: Path) -> None:
     fig.savefig(tmp, dpi=120, metadata={"Software": None})
     plt.close(fig)
     tmp.replace(path)
+
+
+def _plain(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 def write_run_report(results: dict[str, Any], out: Path) -> dict[str, Path]:
@@ -191,20 +205,25 @@ def board_title(results: dict[str, Any]) -> str:
 
 
 def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """Group methods by task (name, params, version, reference point), seed, preference set and Ctrl
-    tie rule, so rows of runs that are not comparable never share a table; later files win on clashes."""
-    boards: dict[str, dict[str, Any]] = {}
+    """Group methods by task (name, params, version, reference point), seed, preference set, Ctrl
+    tie rule and judges, so rows of runs that are not comparable never share a table; later files win
+    on clashes. Keyed by table title (the judges are named only where they tell two tables apart)."""
+    boards: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     for path in find_results(paths):
         try:
             results = load_results(path)
         except (ValueError, OSError) as exc:
             raise MobenchError(f"cannot read {str(path)!r}: {exc}") from None
-        title = board_title(results)
-        board = boards.setdefault(title, {"task": results["task"]["name"], "rows": {}, "sources": {}})
+        # Runs judged by other judges (another version, another model) are not comparable either.
+        judges = tuple(o.get("judge", "") for o in results["task"]["objectives"])
+        board = boards.setdefault((board_title(results), judges),
+                                  {"task": results["task"]["name"], "rows": {}, "sources": {}})
         for row in rows_of(results):
             board["rows"][row.method] = row
             board["sources"][row.method] = str(path.parent)
-    return dict(sorted(boards.items()))
+    titles = [title for title, _ in boards]
+    return {(title if titles.count(title) == 1 else f"{title} — judges {', '.join(judges)}"): board
+            for (title, judges), board in sorted(boards.items())}
 
 
 def leaderboard_markdown(boards: dict[str, dict[str, Any]]) -> str:
@@ -212,7 +231,7 @@ def leaderboard_markdown(boards: dict[str, dict[str, Any]]) -> str:
              "Generated by `mobench leaderboard` from results files; best in bold, second underlined.",
              ""]
     for title, board in boards.items():
-        lines += [f"## {title}", "", markdown_table(list(board["rows"].values())), ""]
+        lines += [f"## {markdown_escape(title)}", "", markdown_table(list(board["rows"].values())), ""]
         sources = sorted(set(board["sources"].values()))
         lines += ["Sources: " + ", ".join(f"`{s}`" for s in sources), ""]
     return "\n".join(lines)

@@ -78,6 +78,8 @@ def load_results(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a mobench results file ({SCHEMA})")
     missing = [key for key in ("task", "config", "methods") if key not in data]
+    missing += [f"methods.{name}.{key}" for name, entry in (data.get("methods") or {}).items()
+                for key in ("metrics", "n_points", "points") if not isinstance(entry, dict) or key not in entry]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)} (a damaged or hand-edited results file)")
     return data

@@ -191,6 +191,9 @@ def test_judge_and_leaderboard_bad_inputs(cli, tmp_path):
     (run / "results.json").write_text('{"schema": "mobench.results/1"}')
     _assert_one_line_error(cli("judge", str(run), "--judges", "humor-mini"), "lacks task, config, methods")
     _assert_one_line_error(cli("leaderboard", str(run)), "lacks task, config, methods")
+    (run / "results.json").write_text('{"schema": "mobench.results/1", "task": {}, "config": {}, '
+                                      '"methods": {"rs": {"points": []}}}')
+    _assert_one_line_error(cli("leaderboard", str(run)), "lacks methods.rs.metrics, methods.rs.n_points")
     (tmp_path / "file").write_text("x")
     _assert_one_line_error(cli("leaderboard", QUAD_RUN, "--out", str(tmp_path / "file" / "sub")),
                            "lies under a file")

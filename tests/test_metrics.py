@@ -91,3 +91,56 @@ def test_shape_errors_are_clear():
         metrics.hypervolume(np.ones((2, 2)), (0, 0, 0))
     with pytest.raises(ValueError, match="N x n"):
         metrics.sparsity(np.ones(3))
+
+
+def test_a_front_with_a_non_finite_reward_gets_no_metric():
+    prefs = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    rewards = np.array([[1.0, 0.0], [np.nan, 0.5], [0.0, 1.0]])
+    values = metrics.evaluate(prefs, rewards, [0.0, 0.0])
+    assert set(values) == set(metrics.METRIC_KEYS) and all(np.isnan(v) for v in values.values())
+
+
+def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
+    return {"schema": "mobench.results/1",
+            "task": {"name": "t", "spec": spec, "version": "1", "reference_point": [0, 0],
+                     "objectives": [{"name": "a", "judge": judge}, {"name": "b", "judge": judge}]},
+            "config": {"seed": 0, "preferences": "grid:3", "ctrl_ties": "strict"},
+            "methods": {key: {"metrics": {"hv": hv}, "n_points": 1, "points": [{"mu": [1, 0], "rewards": pt}]}
+                        for key, (hv, pt) in methods.items()}}
+
+
+def test_tables_escape_user_text_and_rank_both_directions():
+    from mobench.reports import Row, markdown_table, table_cells
+
+    rows = [Row("rs:name='a|b'", {"hv": 2.0, "spacing": 0.3}, 3), Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3),
+            Row("z", {"hv": 0.5, "spacing": 0.2}, 3)]
+    table = markdown_table(rows)
+    assert "a\\|b" in table and "\\*x\\*" in table
+    assert all(line.count("|") - line.count("\\|") == 9 for line in table.splitlines())  # 8 columns
+    _, body = table_cells(rows)
+    hv = [line[1][1] for line in body]
+    spacing = [line[4][1] for line in body]
+    assert hv == ["best", "second", ""] and spacing == ["", "best", "second"]  # Spac ↓: lower is better
+
+
+def test_leaderboard_keeps_runs_of_other_judges_apart(tmp_path):
+    import json
+
+    from mobench.reports import collect
+
+    for name, judge in (("a", "j@1"), ("b", "j@2"), ("c", "j@1")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(_results({name: (1.0, [1, 0])}, judge)))
+    boards = collect([tmp_path])
+    assert len(boards) == 2
+    assert sorted(sorted(b["rows"]) for b in boards.values()) == [["a", "c"], ["b"]]
+    assert all("judges j@" in title for title in boards)
+
+
+def test_pareto_plot_draws_a_front_with_a_missing_reward(tmp_path):
+    from mobench.reports import pareto_plot
+
+    results = _results({"rs": (None, [1.0, 0.0])})
+    results["methods"]["rs"]["points"].append({"mu": [0.5, 0.5], "rewards": [None, 0.5]})
+    pareto_plot(results, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000
