@@ -33,8 +33,8 @@ def _check_params(self: Any) -> None:
         raise ValueError("model must name a hub id or a local folder")
     if self.batch_size < 1 or self.max_length < 1:
         raise ValueError("batch_size and max_length must be >= 1")
-    if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+    if self.device not in ("auto", "cpu", "cuda", "mps") and not self.device.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
 
 def _params(default_model: str) -> type:

@@ -30,6 +30,7 @@ from mobench.errors import MobenchError
 from mobench.generator import Generator
 from mobench.merging import task_arithmetic
 from mobench.method import Method
+from mobench.preferences import simplex_grid
 from mobench.registry import methods
 from mobench.soups import backbone_weights, bone_soup_coefficients, extrapolation_scale
 from mobench.task import PolicyState, Task
@@ -130,6 +131,7 @@ class Mage(Method):
 
     def check_task(self, task: Task) -> None:
         _needs_token_task(self, task)
+        simplex_grid(task.n_objectives, self.params.select_grid, label=f"{self.name}:select_grid")  # size check
         if self.params.base == "bone-soup" or not self.explicit:  # implicit guides are the backbones
             try:
                 backbone_weights(self.params.beta, task.n_objectives)

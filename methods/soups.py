@@ -12,6 +12,7 @@ from mobench.errors import MobenchError
 from mobench.generator import Generator
 from mobench.merging import task_arithmetic
 from mobench.method import Method
+from mobench.preferences import simplex_grid
 from mobench.registry import methods
 from mobench.soups import backbone_weights, bone_soup_coefficients, extrapolation_scale
 from mobench.task import PolicyState, Task
@@ -72,6 +73,8 @@ class BoneSoup(Method):
 
     def check_task(self, task: Task) -> None:
         _needs_two_objectives(self, task)
+        if len(self.params.beta_select) > 1 or len(self.params.alpha_select) > 1:
+            simplex_grid(task.n_objectives, self.params.select_grid, label="bone-soup:select_grid")  # size check
         for beta in (self.params.beta, *self.params.beta_select):
             try:
                 backbone_weights(beta, task.n_objectives)

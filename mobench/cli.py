@@ -152,8 +152,9 @@ def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | 
 
         # Only a pairwise (API) judge caches its verdicts; a pointwise judge's report is written whole.
         pairwise = any(isinstance(judges.create(spec), PairwiseJudge) for spec in specs)
-        raise Interrupted("interrupted: " + ("the pairwise verdicts so far are cached; rerun to go on" if pairwise
-                                             else "no report written; rerun to score again")) from None
+        raise Interrupted(f"interrupted: judges that finished have their reports in {run_dir / 'judged'}"
+                          + ("; the pairwise verdicts so far are cached, rerun to go on" if pairwise
+                             else "; rerun to score with the rest")) from None
     for path in written:
         click.echo(f"wrote {path}")
 

@@ -35,6 +35,8 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError:
         raise MobenchError(f"config file {str(path)!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise MobenchError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
         raise MobenchError(f"config file {str(path)!r} is not valid YAML: {first}") from None

@@ -21,7 +21,7 @@ def canonical(vector: np.ndarray | list[float]) -> list[float]:
     return [round(float(x), DECIMALS) + 0.0 for x in vector]
 
 
-def simplex_grid(n_objectives: int, points_per_axis: int) -> np.ndarray:
+def simplex_grid(n_objectives: int, points_per_axis: int, label: str = "--grid") -> np.ndarray:
     """All μ on the simplex with coordinates k/(points_per_axis - 1).
 
     For two objectives this is μ₁ = 0, 0.1, …, 1 with 11 points (the paper's grid), in that order;
@@ -30,12 +30,12 @@ def simplex_grid(n_objectives: int, points_per_axis: int) -> np.ndarray:
     if n_objectives < 1:
         raise MobenchError("a task needs at least one objective")
     if points_per_axis < 2:
-        raise MobenchError(f"--grid must be at least 2, got {points_per_axis}")
+        raise MobenchError(f"{label} must be at least 2, got {points_per_axis}")
     steps = points_per_axis - 1
     # Counted before the lattice is built: C(steps + n - 1, n - 1) points.
     count = math.comb(steps + n_objectives - 1, n_objectives - 1)
     if count > MAX_GRID_POINTS:
-        raise MobenchError(f"--grid {points_per_axis} on {n_objectives} objectives gives {count:,} preference "
+        raise MobenchError(f"{label} {points_per_axis} on {n_objectives} objectives gives {count:,} preference "
                            f"vectors (more than {MAX_GRID_POINTS:,}); choose a smaller grid")
     rows = []
     for head in itertools.product(range(steps + 1), repeat=n_objectives - 1):
@@ -106,6 +106,8 @@ def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
         raise
     except UnicodeDecodeError:
         raise MobenchError(f"{source} is not UTF-8 text") from None
+    except OSError as exc:
+        raise MobenchError(f"cannot read {source}: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise MobenchError(f"{source} is malformed: {exc}") from None
     except Exception as exc:  # yaml/json parser errors carry their own position information

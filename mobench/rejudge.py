@@ -31,7 +31,7 @@ def _cells(run_dir: Path, results: dict[str, Any]) -> dict[str, dict[tuple[float
         except (ValueError, OSError) as exc:
             raise MobenchError(f"cannot read cell {str(path)!r}: {exc}; delete it and rerun `mobench run` "
                                f"to recompute it") from None
-        if not isinstance(record, dict) or "mu" not in record or record.get("method") not in wanted or record.get("seed") != seed:
+        if not isinstance(record, dict) or not isinstance(record.get("mu"), list) or record.get("method") not in wanted or record.get("seed") != seed:
             continue
         method_id, points = wanted[record["method"]]
         if tuple(record["mu"]) in points and (method_id is None or record.get("method_id") == method_id):
@@ -116,10 +116,10 @@ def _check_judges_fit(specs: Sequence[str], created: Sequence[Any], task: Any) -
     from mobench.hub import require
 
     for spec, judge in zip(specs, created):
-        if judge.scores_text != task.token_level:
+        if judge.scores_text != task.outputs_text:
             what = "text replies" if judge.scores_text else "parameter vectors"
             raise MobenchError(f"judge {spec!r} scores {what}, but the outputs of task {task.name!r} are "
-                               f"{'text replies' if task.token_level else 'parameter vectors'}")
+                               f"{'text replies' if task.outputs_text else 'parameter vectors'}")
         judge.check_outputs_fit(task)
     require([asset for judge in created for asset in judge.assets()])
 

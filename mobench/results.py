@@ -77,9 +77,31 @@ def load_results(path: Path) -> dict[str, Any]:
     data = read_json(path)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a mobench results file ({SCHEMA})")
-    missing = [key for key in ("task", "config", "methods") if key not in data]
-    missing += [f"methods.{name}.{key}" for name, entry in (data.get("methods") or {}).items()
-                for key in ("metrics", "n_points", "points") if not isinstance(entry, dict) or key not in entry]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)} (a damaged or hand-edited results file)")
+    problems = _shape_problems(data)
+    if problems:
+        raise ValueError(f"a damaged or hand-edited results file: {'; '.join(problems[:3])}")
     return data
+
+
+def _shape_problems(data: dict[str, Any]) -> list[str]:
+    """What the readers of a results file (reports, leaderboard, `mobench judge`) rely on, checked once."""
+    missing = [key for key in ("task", "config", "methods") if key not in data]
+    if missing:
+        return [f"lacks {', '.join(missing)}"]
+    task, config, methods = data["task"], data["config"], data["methods"]
+    problems = []
+    if not isinstance(task, dict) or not all(k in task for k in ("name", "objectives", "reference_point")):
+        problems.append("task needs name, objectives and reference_point")
+    if not isinstance(config, dict) or not all(k in config for k in ("task", "seed")):
+        problems.append("config needs task and seed")
+    if not isinstance(methods, dict):
+        return problems + ["methods must be a mapping"]
+    for name, entry in methods.items():
+        lacking = [k for k in ("metrics", "n_points", "points") if not isinstance(entry, dict) or k not in entry]
+        if lacking:
+            problems.append("lacks " + ", ".join(f"methods.{name}.{key}" for key in lacking))
+        elif not isinstance(entry["points"], list) or not all(
+                isinstance(p, dict) and isinstance(p.get("mu"), list) and isinstance(p.get("rewards"), list)
+                for p in entry["points"]):
+            problems.append(f"methods.{name}.points must be a list of {{mu: [...], rewards: [...]}}")
+    return problems

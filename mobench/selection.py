@@ -30,13 +30,17 @@ def validation_front(ctx: RunContext, make_generator: Callable[[np.ndarray], Gen
                      grid: int) -> tuple[float, list[list[float]]]:
     """(HV, mean rewards per μ) of the generators built for a `grid`-point simplex grid."""
     prompts = ctx.task.validation_prompts()
-    prefs = simplex_grid(ctx.task.n_objectives, grid)
+    prefs = simplex_grid(ctx.task.n_objectives, grid, label="select_grid")
     rewards = []
     for mu in prefs:
         outputs = make_generator(mu).generate(prompts)
         rewards.append(ctx.task.score(prompts, outputs).mean(axis=0))
     front = np.asarray(rewards)
     return float(hypervolume(front, np.asarray(ctx.task.reference_point))), front.round(6).tolist()
+
+
+def _content(prompt: Any) -> Any:
+    return prompt.to_dict() if hasattr(prompt, "to_dict") else prompt
 
 
 def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence[Any],
@@ -60,9 +64,13 @@ def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence
     task = ctx.task
     recipe = {"method": {"name": method.name, "version": method.version, "params": method.resolved_params()},
               "selection": name, "candidates": list(candidates), "grid": grid, "seed": ctx.seed,
-              "judges": [judge.id for judge in task.judges],
-              # eval-only task parameters (samples per prompt) change the validation prompts
-              "validation": stable_hash([task.prompt_record(p) for p in task.validation_prompts()])}
+              "policy": task.policy_recipe(), "judges": [judge.id for judge in task.judges],
+              "reference_point": list(task.reference_point),
+              # What the candidates are built from: the artifacts the method has loaded so far (θ_sft,
+              # backbones of the β chosen before α, value models), by id.
+              "inputs": sorted(ctx.artifacts_used),
+              # The validation prompts' content (eval-only parameters such as samples per prompt change it).
+              "validation": stable_hash([_content(p) for p in task.validation_prompts()])}
     selection = ctx.artifact("selection", recipe, build, load, trains=False)
     best = selection["chosen_index"]
     ctx.record(f"{name}_selection", {"chosen": candidates[best], "grid": grid, "candidates": selection["candidates"]})

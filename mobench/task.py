@@ -44,6 +44,7 @@ class Task(Component):
     default_grid: ClassVar[int] = 11
     # True for tasks whose policies decode token by token (what MOD and MAGE steer).
     token_level: ClassVar[bool] = False
+    outputs_text: ClassVar[bool] = False  # True: outputs are text replies (what text judges score)
     # Packages whose versions every results file of this task records.
     uses_packages: ClassVar[tuple[str, ...]] = ()
 

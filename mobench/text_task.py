@@ -72,6 +72,7 @@ class TextTask(Task):
     # 2: evaluation decodes through mobench.decoding (was transformers' generate), so old cells are stale.
     version = "2"
     token_level = True
+    outputs_text = True
     uses_packages = ("torch", "transformers", "trl", "peft", "datasets", "tokenizers", "sentence-transformers",
                      "scikit-learn")
     lm_spec: ClassVar[TinyLMSpec] = TinyLMSpec()

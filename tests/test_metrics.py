@@ -104,7 +104,7 @@ def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
     return {"schema": "mobench.results/1",
             "task": {"name": "t", "spec": spec, "version": "1", "reference_point": [0, 0],
                      "objectives": [{"name": "a", "judge": judge}, {"name": "b", "judge": judge}]},
-            "config": {"seed": 0, "preferences": "grid:3", "ctrl_ties": "strict"},
+            "config": {"task": spec, "seed": 0, "preferences": "grid:3", "ctrl_ties": "strict"},
             "methods": {key: {"metrics": {"hv": hv}, "n_points": 1, "points": [{"mu": [1, 0], "rewards": pt}]}
                         for key, (hv, pt) in methods.items()}}
 

@@ -186,3 +186,78 @@ def test_an_rl_only_change_retrains_rl_and_nothing_built_without_it(cli, isolate
     used = {a["kind"]: a for a in other["methods"]["rs"]["artifacts"]}
     assert "rl_lr" not in used["sft-policy"]["recipe"]["task_params"]
     assert used["rl-policy"]["recipe"]["task_params"]["rl_lr"] == 0.0003
+
+
+class _Captured(Exception):
+    pass
+
+
+class _CapturingStore:
+    """Answers the first artifact request by raising its id: what a call would build, without building."""
+
+    def get_or_build(self, kind, recipe, build, allow_build=True, uses_packages=()):
+        from mobench.artifacts import artifact_id
+
+        raise _Captured(artifact_id(kind, recipe))
+
+
+def _first_artifact_id(task, call, seed: int = 0) -> str:
+    from mobench.context import RunContext
+
+    try:
+        call(RunContext(task, seed, _CapturingStore()))
+    except _Captured as captured:
+        return str(captured)
+    raise AssertionError("no artifact asked for")
+
+
+def _micro_task_class():
+    from mobench.registry import load_plugin
+
+    load_plugin(PLUGIN)
+    return sys.modules["mobench_plugin_micro_text"].MicroText
+
+
+def test_artifacts_built_without_rl_keep_their_ids_across_an_rl_sweep():
+    from mobench.registry import methods
+
+    micro = _micro_task_class()
+    calls = {"sft-policy": lambda ctx: ctx.sft_policy(),
+             "value-data": lambda ctx: ctx.task.value_data(ctx),
+             "value-model": lambda ctx: ctx.task.value_model(ctx, 0),
+             "ric-policy": lambda ctx: methods.create("ric").prepare(ctx),
+             "modpo-policy": lambda ctx: methods.create("modpo").prepare(ctx),
+             "rl-policy": lambda ctx: ctx.rl_policy([1.0, 0.0])}
+    base, swept = {"rl_lr": 1e-4}, {"rl_lr": 3e-4, "rl_steps": 7, "kl_beta": 0.1}
+    for kind, call in calls.items():
+        first = _first_artifact_id(micro(micro.Params(**base)), call)
+        assert first.startswith(kind), kind  # the call asked for this artifact first
+        assert (first == _first_artifact_id(micro(micro.Params(**swept)), call)) == (kind != "rl-policy"), kind
+    sft = calls["sft-policy"]
+    assert _first_artifact_id(micro(), sft) != _first_artifact_id(micro(micro.Params(sft_steps=31)), sft)
+
+
+def test_a_selection_is_searched_again_when_what_it_scores_changes():
+    import dataclasses
+
+    from mobench.registry import methods
+    from mobench.selection import select_best
+
+    micro = _micro_task_class()
+
+    class Edited(micro):
+        def splits(self):
+            base = super().splits()
+            return dataclasses.replace(base, sft=base.sft[:-1])
+
+    def select(method_spec: str):
+        return lambda ctx: select_best(ctx, methods.create(method_spec), "gamma", [0.1, 1.0], None, 3)
+
+    first = _first_artifact_id(micro(), select("mage-e-m"))
+    assert first.startswith("selection-")
+    assert first == _first_artifact_id(micro(), select("mage-e-m"))
+    assert first != _first_artifact_id(Edited(), select("mage-e-m"))  # other data, other policies
+    assert first != _first_artifact_id(micro(), select("mage-e-m"), seed=1)
+    assert first != _first_artifact_id(micro(), select("mage-e-m:select_grid=3"))
+    assert first != _first_artifact_id(micro(micro.Params(rl_lr=3e-4)), select("mage-e-m"))  # other backbones
+    assert first != _first_artifact_id(micro(micro.Params(samples=3)), select("mage-e-m"))  # other prompts
