@@ -37,6 +37,17 @@ def artifact_id(kind: str, recipe: dict[str, Any]) -> str:
     return f"{kind}-{hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under `folder` (a power loss must not publish an artifact with empty files)."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
 class ArtifactStore:
     def __init__(self, home: Path | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
@@ -98,6 +109,7 @@ class ArtifactStore:
                     "wall_time_s": round(time.perf_counter() - started, 3),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
+                _fsync_tree(staging)  # the build's own files reach the disk before the manifest names them
                 atomic_write_json(staging / MANIFEST, manifest)
                 final = self.path(artifact)
                 final.parent.mkdir(parents=True, exist_ok=True)

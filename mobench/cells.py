@@ -37,9 +37,13 @@ class CellStore:
         reuse old cells; cells written before fingerprints were recorded carry none and count as finished."""
         if not self.has_cell(cell_id):
             return False
+        try:
+            record = self.read_cell(cell_id)
+        except (ValueError, OSError):
+            return False  # damaged (a disk error, a hand edit): computed again and replaced
         if data_sha is None:
             return True
-        return self.read_cell(cell_id).get("data_sha", data_sha) == data_sha
+        return isinstance(record, dict) and record.get("data_sha", data_sha) == data_sha
 
     def write_cell(self, cell_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.cell_path(cell_id), record)
@@ -51,7 +55,11 @@ class CellStore:
         return self.methods / f"{method_id}.json"
 
     def has_method(self, method_id: str) -> bool:
-        return self.method_path(method_id).is_file()
+        """The method's record exists and is readable (a damaged one is written again by the next run)."""
+        try:
+            return isinstance(self.read_method(method_id), dict)
+        except (ValueError, OSError):
+            return False
 
     def write_method(self, method_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.method_path(method_id), record)

@@ -15,6 +15,7 @@ from mobench.errors import MobenchError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_FAILURE = 1  # the environment failed (disk full, permissions), not the input
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -247,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("interrupted", err=True)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a read-only folder, MOBENCH_HOME under a file
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"error: {exc.strerror or exc}{where}; what finished before is kept, fix it and rerun",
+                   err=True)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mobench.errors import MobenchError
+from mobench.fileio import atomic_write_text
 from mobench.progress import Reporter
 
 
@@ -23,6 +24,9 @@ def _cells(run_dir: Path, results: dict[str, Any]) -> dict[str, dict[tuple[float
     can also hold cells of other seeds, a `--limit` trial or an earlier configuration."""
     wanted = {key: (entry.get("method_id"), {tuple(p["mu"]) for p in entry["points"]})
               for key, entry in results["methods"].items()}
+    # A cell is found by its method id: a later run that spelled the same method otherwise
+    # (`bone-soup` then `bone-soup:beta=0.7`) reused the cell under another key.
+    key_of_id = {method_id: key for key, (method_id, _) in wanted.items() if method_id is not None}
     seed = results["config"]["seed"]
     by_method: dict[str, dict[tuple[float, ...], dict[str, Any]]] = {}
     for path in sorted((run_dir / "cells").glob("*.json")):
@@ -31,11 +35,12 @@ def _cells(run_dir: Path, results: dict[str, Any]) -> dict[str, dict[tuple[float
         except (ValueError, OSError) as exc:
             raise MobenchError(f"cannot read cell {str(path)!r}: {exc}; delete it and rerun `mobench run` "
                                f"to recompute it") from None
-        if not isinstance(record, dict) or not isinstance(record.get("mu"), list) or record.get("method") not in wanted or record.get("seed") != seed:
+        if not isinstance(record, dict) or not isinstance(record.get("mu"), list) or record.get("seed") != seed:
             continue
-        method_id, points = wanted[record["method"]]
-        if tuple(record["mu"]) in points and (method_id is None or record.get("method_id") == method_id):
-            by_method.setdefault(record["method"], {})[tuple(record["mu"])] = record
+        # Results written before method ids were recorded match cells by key.
+        key = key_of_id.get(record.get("method_id")) if key_of_id else record.get("method")
+        if key in wanted and tuple(record["mu"]) in wanted[key][1]:
+            by_method.setdefault(key, {})[tuple(record["mu"])] = record
     return by_method
 
 
@@ -104,8 +109,7 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
         report.update({"judge": judge.id, "run": str(run_dir), "task": results["config"]["task"],
                        "n_prompts": n, "versions": package_versions(("openai",))})
         out = run_dir / "judged" / _file_name(spec)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(out, json.dumps(report, indent=2, sort_keys=True) + "\n")
         written.append(out)
     return written
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mobench.errors import MobenchError
-from mobench.fileio import atomic_write_text
+from mobench.fileio import atomic_write_bytes, atomic_write_text
 from mobench.results import RESULTS_FILE, load_results
 
 # (results key, header, higher is better). The paper marks Sparsity and Spacing "lower is better"
@@ -165,11 +165,12 @@ def pareto_plot(results: dict[str, Any], path: Path) -> None:
     axes[0][0].legend(fontsize=8, loc="best")
     fig.suptitle(f"{results['task']['name']}: Pareto fronts (labels: μ₁)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, metadata={"Software": None})
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)
+    atomic_write_bytes(path, buffer.getvalue())  # a unique temporary name: two writers never collide
 
 
 def _plain(value: Any) -> float:

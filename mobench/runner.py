@@ -194,7 +194,16 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
         ctx = RunContext(plan.task, plan.config.seed, store, allow_training=plan.config.allow_training,
                          reporter=reporter, memo=memo)
         planned.method.prepare(ctx)
-        prepared_artifacts = ctx.take_artifacts_used()
+        # Written before the cells, so a crash after the last cell never leaves an older record beside
+        # them (everything in it is known once prepare has run).
+        cells.write_method(planned.method_id, {
+            "method_id": planned.method_id,
+            "name": planned.method.name,
+            "params": planned.method.resolved_params(),
+            "artifacts": _artifact_list(ctx.take_artifacts_used()),
+            "details": ctx.details,
+            "device": device_description(),  # where the cells were computed (a rerun may compute nothing)
+        })
         with reporter.bar(f"{planned.key}: {len(missing)} of {len(planned.cell_ids)} preferences",
                           total=len(missing)) as bar:
             for index in missing:
@@ -202,14 +211,6 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
                 record = _run_cell(plan, planned, ctx, prompts, mu)
                 cells.write_cell(planned.cell_ids[index], record)
                 bar.advance()
-        cells.write_method(planned.method_id, {
-            "method_id": planned.method_id,
-            "name": planned.method.name,
-            "params": planned.method.resolved_params(),
-            "artifacts": _artifact_list(prepared_artifacts),
-            "details": ctx.details,
-            "device": device_description(),  # where the cells were computed (a rerun may compute nothing)
-        })
         timing[planned.key] = round(time.perf_counter() - started, 3)
     return timing
 

@@ -23,12 +23,15 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def device_description() -> str:
-    """Where the run computed: the GPU's name when torch sees one, else the CPU (architecture, cores).
-    torch is only asked if a method already imported it (a numpy-only run stays light)."""
+    """The machine the run computed on: the GPU's name when torch sees one, else the CPU (architecture,
+    cores). torch is asked whenever it is installed, so a run that happened not to import it (a warm
+    store) describes the same machine as one that trained."""
+    import importlib.util
     import os
-    import sys
 
-    torch = sys.modules.get("torch")
+    torch = None
+    if importlib.util.find_spec("torch") is not None:
+        import torch
     if torch is not None and torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
     return f"cpu: {platform.machine()}, {os.cpu_count()} cores"

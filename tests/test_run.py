@@ -171,3 +171,47 @@ def test_a_selection_is_stored_and_not_searched_again(cli, tmp_path):
     assert selection["chosen"] == entry["details"]["alpha"]
     assert [c["candidate"] for c in selection["candidates"]] == [0, 0.2]
     assert "selection" in {a["kind"] for a in entry["artifacts"]}
+
+
+def test_damaged_run_files_are_computed_again_and_outputs_are_readable(cli, tmp_path):
+    args = ("run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "r")
+    assert cli(*args).code == 0
+    first = (tmp_path / "r" / "results.json").read_bytes()
+    cell = sorted((tmp_path / "r" / "cells").glob("*.json"))[0]
+    cell.write_text('{"mu": [0.5')  # torn by a disk error
+    method = next((tmp_path / "r" / "methods").glob("*.json"))
+    method.write_text("{")
+    again = cli(*args)
+    assert again.code == 0, again.err
+    assert "1 of 3 cells to compute" in again.err
+    assert (tmp_path / "r" / "results.json").read_bytes() == first
+    # Written files are readable by the group and others, as files from open() would be (not mkstemp's 0600).
+    assert (tmp_path / "r" / "results.json").stat().st_mode & 0o044 == 0o044 & ~_current_umask()
+
+
+def _current_umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_judge_finds_cells_reused_under_another_spelling(cli, tmp_path):
+    assert cli("run", "--task", "quad", "--methods", "bone-soup", "--grid", "3", "--out", "j").code == 0
+    # The same method spelled out: its cells are reused, and recorded under the new key.
+    reused = cli("run", "--task", "quad", "--methods", "bone-soup:beta=0.7", "--grid", "3", "--out", "j")
+    assert "0 of 3 cells to compute" in reused.err
+    judged = cli("judge", "j", "--judges", "quadratic:center=[0,0]:curvature=[1,1]")
+    assert judged.code == 0, judged.err
+    report = json.loads(next((tmp_path / "j" / "judged").glob("*.json")).read_text())
+    assert len(report["methods"]["bone-soup:beta=0.7"]["points"]) == 3
+
+
+def test_an_unwritable_store_is_one_line(cli, tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("MOBENCH_HOME", str(tmp_path / "afile" / "home"))
+    result = cli("run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "u")
+    assert result.code == 1 and "Traceback" not in result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("error: Not a directory") and "afile" in last
