@@ -193,6 +193,8 @@ def test_judge_command_rescored_a_run_and_reruns_from_cache(cli, server):
     report = json.loads(next(Path("run/judged").glob("*.json")).read_text())
     assert report["usage"]["requests"] == 0 and report["usage"]["cache_hits"] > 0
     assert len(server.requests) == first_requests
+    absent = cli("--plugin", PLUGIN, "-q", "judge", "run", "--judges", spec + ":reference=bone-soup")
+    assert "reference method 'bone-soup' is not in this run" in absent.err and len(server.requests) == first_requests
 
 
 def test_judge_command_errors(cli, tmp_path):
@@ -200,8 +202,8 @@ def test_judge_command_errors(cli, tmp_path):
     assert "did you mean 'gpt4-pairwise'" in cli("judge", str(tmp_path), "--judges", "gpt4-pairwse").err
     result = cli("run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "q")
     assert result.code == 0
-    err = cli("judge", "q", "--judges", "gpt4-pairwise:reference=bone-soup:base_url='http://127.0.0.1:9/v1'").err
-    assert "reference method 'bone-soup' is not in this run" in err
+    err = cli("judge", "q", "--judges", "gpt4-pairwise:base_url='http://127.0.0.1:9/v1'").err
+    assert "scores text replies, but the outputs of task 'quad' are parameter vectors" in err
 
 
 def test_temperature_and_max_tokens_can_be_left_out_for_reasoning_models(server, tmp_path):
