@@ -95,7 +95,8 @@ class BoneSoup(Method):
                 backbones = [ctx.rl_policy(column, fraction) for column in weights.T]
                 return lambda mu: self._merged(ctx, weights, backbones, 0.0, mu)
 
-            beta = select_best(ctx, self, "beta", list(self.params.beta_select), short_run_front, self.params.select_grid)
+            beta = select_best(ctx, self, "beta", list(self.params.beta_select), short_run_front,
+                               self.params.select_grid, depends_on=("select_fraction",))
         elif self.params.beta_select:
             beta = self.params.beta_select[0]
         self.weights = backbone_weights(beta, n)
@@ -104,7 +105,8 @@ class BoneSoup(Method):
         if len(self.params.alpha_select) > 1:
             self.alpha = select_best(
                 ctx, self, "alpha", list(self.params.alpha_select),
-                lambda a: (lambda mu: self._merged(ctx, self.weights, self.backbones, a, mu)), self.params.select_grid)
+                lambda a: (lambda mu: self._merged(ctx, self.weights, self.backbones, a, mu)), self.params.select_grid,
+                depends_on=())  # the chosen β's backbones are among the loaded artifacts
         ctx.record("beta", beta)
         ctx.record("alpha", self.alpha)
         ctx.record("backbone_weights", self.weights.T.round(10).tolist())

@@ -44,8 +44,13 @@ def _content(prompt: Any) -> Any:
 
 
 def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence[Any],
-                make_factory: Callable[[Any], Callable[[np.ndarray], Generator]], grid: int) -> Any:
-    """Evaluate each candidate's validation front, record the table, and return the best candidate."""
+                make_factory: Callable[[Any], Callable[[np.ndarray], Generator]], grid: int,
+                depends_on: Sequence[str] | None = None) -> Any:
+    """Evaluate each candidate's validation front, record the table, and return the best candidate.
+
+    `depends_on` names the method parameters the candidates' fronts depend on besides the candidates,
+    the grid and the artifacts loaded so far (default: all), so that changing another parameter (Bone
+    Soup's α candidates) does not repeat a search (its β)."""
     from mobench.cells import stable_hash
 
     def build(directory: Path) -> dict[str, Any]:
@@ -62,7 +67,10 @@ def select_best(ctx: RunContext, method: Method, name: str, candidates: Sequence
         return json.loads((directory / SELECTION_FILE).read_text())
 
     task = ctx.task
-    recipe = {"method": {"name": method.name, "version": method.version, "params": method.resolved_params()},
+    params = method.resolved_params()
+    if depends_on is not None:
+        params = {key: params[key] for key in depends_on}
+    recipe = {"method": {"name": method.name, "version": method.version, "params": params},
               "selection": name, "candidates": list(candidates), "grid": grid, "seed": ctx.seed,
               "policy": task.policy_recipe(), "judges": [judge.id for judge in task.judges],
               "reference_point": list(task.reference_point),

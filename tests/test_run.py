@@ -215,3 +215,12 @@ def test_an_unwritable_store_is_one_line(cli, tmp_path, monkeypatch):
     assert result.code == 1 and "Traceback" not in result.err
     last = result.err.strip().splitlines()[-1]
     assert last.startswith("error: Not a directory") and "afile" in last
+
+
+def test_bone_soups_beta_search_is_not_repeated_for_other_alpha_candidates(cli):
+    first = cli("prepare", "--task", "quad", "--methods", "bone-soup:beta_select=[0.6,0.7]:alpha_select=[0,0.1]")
+    assert first.code == 0 and "beta = 0.7: validation HV" in first.err and "alpha = 0.1" in first.err
+    second = cli("prepare", "--task", "quad", "--methods", "bone-soup:beta_select=[0.6,0.7]:alpha_select=[0,0.2]")
+    assert second.code == 0 and "beta = " not in second.err and "alpha = 0.2: validation HV" in second.err
+    third = cli("prepare", "--task", "quad", "--methods", "bone-soup:beta_select=[0.6,0.7]:select_fraction=0.5")
+    assert third.code == 0 and "beta = 0.7: validation HV" in third.err  # other short runs: searched again
