@@ -62,6 +62,26 @@ class ArtifactStore:
     def manifest(self, artifact: str) -> dict[str, Any]:
         return read_json(self.path(artifact) / MANIFEST)
 
+    def remove_stale_staging(self) -> list[str]:
+        """Remove staging folders of killed builds whose artifact nobody is building now (its lock is
+        free), e.g. of a recipe that has since changed and will never be built again; returns their names."""
+        removed = []
+        for staging in sorted((self.home / "tmp").glob("*")):
+            artifact = staging.name.split(".", 1)[0]
+            lock_path = self.home / "locks" / f"{artifact}.lock"
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock_path, "w") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live build
+                try:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    removed.append(staging.name)
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        return removed
+
     @contextmanager
     def _lock(self, artifact: str) -> Iterator[None]:
         lock_dir = self.home / "locks"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ class CellStore:
     def __init__(self, run_dir: Path) -> None:
         self.cells = run_dir / "cells"
         self.methods = run_dir / "methods"
+
+    def remove_stale_temporaries(self, min_age_s: float = 3600.0) -> list[str]:
+        """Temporary files of atomic writes that a killed process left; only old ones, so a writer that
+        shares the run directory right now keeps its file."""
+        removed = []
+        for folder in (self.cells, self.methods):
+            for tmp in folder.glob(".*.tmp"):
+                if time.time() - tmp.stat().st_mtime > min_age_s:
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp.name)
+        return removed
 
     def cell_path(self, cell_id: str) -> Path:
         return self.cells / f"{cell_id}.json"

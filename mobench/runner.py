@@ -168,6 +168,7 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
 
 def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[dict[str, Any]]:
     """Build (or find) every artifact the methods need, without sweeping; returns what was used."""
+    _remove_leftovers(store, None, reporter)
     memo: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
     for planned in plan.methods:
@@ -181,6 +182,7 @@ def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[di
 def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, float]:
     """Compute every missing cell; returns wall seconds spent per method key."""
     cells = CellStore(plan.out)
+    _remove_leftovers(store, cells, reporter)
     prompts = plan.task.evaluation_prompts()
     memo: dict[str, Any] = {}
     timing: dict[str, float] = {}
@@ -213,6 +215,16 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
                 bar.advance()
         timing[planned.key] = round(time.perf_counter() - started, 3)
     return timing
+
+
+def _remove_leftovers(store: ArtifactStore, cells: CellStore | None, reporter: Reporter) -> None:
+    """What killed processes left behind: staging folders of builds nobody runs now, and temporary
+    files of cell writes (kill -9 skips every cleanup)."""
+    removed = store.remove_stale_staging()
+    if cells is not None:
+        removed += cells.remove_stale_temporaries()
+    if removed:
+        reporter.log(f"removed {len(removed)} leftover(s) of killed runs")
 
 
 def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list[Any],

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -185,6 +186,33 @@ def test_killed_build_leaves_nothing_a_later_run_takes_for_complete(tmp_path):
     _, folder = store.get_or_build("policy", {"seed": 2}, build)
     assert rebuilt == [True] and (folder / "weights.bin").read_text() == "full"
     assert not list((tmp_path / "home" / "tmp").glob("policy-*"))  # the rebuild cleared it away
+
+
+def test_leftovers_of_killed_processes_are_removed_unless_in_use(tmp_path):
+    import fcntl
+
+    from mobench.artifacts import ArtifactStore
+    from mobench.cells import CellStore
+
+    store = ArtifactStore(tmp_path / "home")
+    dead = tmp_path / "home" / "tmp" / "policy-aaaa.123.deadbeef"  # a recipe that will never be built again
+    live = tmp_path / "home" / "tmp" / "policy-bbbb.456.cafecafe"
+    for folder in (dead, live):
+        folder.mkdir(parents=True)
+        (folder / "weights.bin").write_text("half")
+    (tmp_path / "home" / "locks").mkdir()
+    with open(tmp_path / "home" / "locks" / "policy-bbbb.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process is building policy-bbbb right now
+        assert store.remove_stale_staging() == [dead.name]
+    assert not dead.exists() and live.exists()
+
+    cells = CellStore(tmp_path / "run")
+    cells.cells.mkdir(parents=True)
+    old, fresh = cells.cells / ".abc.json.x1.tmp", cells.cells / ".def.json.x2.tmp"
+    for tmp in (old, fresh):
+        tmp.write_text("{")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert cells.remove_stale_temporaries() == [old.name] and fresh.exists()
 
 
 # --- leaderboard -----------------------------------------------------------------------------
