@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import field, make_dataclass
 from typing import Any, ClassVar
 
-from mobench.data_paper import qa_question
+from mobench.data_paper import qa_context, qa_question
 from mobench.errors import MobenchError
 from mobench.judge import Judge
 from mobench.text_task import resolve_device
 from mobench.registry import judges
-from mobench.textdata import prompt_text
 
 SEP = "</s>"
 MIN_SUBSENTENCE_WORDS = 5
@@ -68,20 +67,38 @@ def _spacy_model(spacy: Any) -> Any:
     return _NLP["nlp"]
 
 
+def _subsentence_starts(words: Sequence[str], min_words: int = MIN_SUBSENTENCE_WORDS) -> list[bool]:
+    """FineGrainedRLHF's `get_sub_sentence_starts` (fgrl/reward_utils.py), step for step: a piece may
+    start after a word ending in , ; ! ? when more than `min_words` words follow; a piece that would be
+    shorter than `min_words` gives its start to the next one (the first piece keeps its start)."""
+    starts = [True]
+    previous_start = 0
+    for index in range(1, len(words)):
+        if words[index - 1][-1] in ",;!?" and index + min_words < len(words):
+            if index - previous_start < min_words:
+                if previous_start > 0:
+                    starts.append(True)
+                    starts[previous_start] = False
+                    previous_start = index
+                else:
+                    starts.append(False)
+            else:
+                starts.append(True)
+                previous_start = index
+        else:
+            starts.append(False)
+    return starts
+
+
 def subsentences(sentence: str) -> list[str]:
-    """Split after words ending in , ; ! ? while every piece keeps >= 5 words (the last one merges back)."""
+    """The relevance RM's segments of one sentence, split on whitespace as the reference does."""
     words = sentence.split()
-    pieces: list[list[str]] = [[]]
-    for word in words:
-        pieces[-1].append(word)
-        if word[-1:] in ",;!?" and len(pieces[-1]) >= MIN_SUBSENTENCE_WORDS:
+    pieces: list[list[str]] = []
+    for word, start in zip(words, _subsentence_starts(words)):
+        if start:
             pieces.append([])
-    if not pieces[-1]:
-        pieces.pop()
-    if len(pieces) > 1 and len(pieces[-1]) < MIN_SUBSENTENCE_WORDS:
-        tail = pieces.pop()
-        pieces[-1].extend(tail)
-    return [" ".join(p) for p in pieces if p]
+        pieces[-1].append(word)
+    return [" ".join(p) for p in pieces]
 
 
 def segment_input(head: str, segments: Sequence[str]) -> str:
@@ -154,6 +171,7 @@ class FineGrainedRelevance(_SegmentJudge):
 
     Params = _params()
     error_index = 1  # NF-ERR
+    version = "2"  # 2: sub-sentences split as the reference's get_sub_sentence_starts (merged backwards)
 
     def segments(self, output: str) -> list[str]:
         return [p for s in sentence_spans(output, self.params.segmenter) for p in subsentences(s)]
@@ -173,7 +191,7 @@ class FineGrainedFactuality(_SegmentJudge):
         return sentence_spans(output, self.params.segmenter)
 
     def head(self, prompt: Any) -> str:
-        return " ".join(prompt_text(prompt).split())
+        return qa_context(prompt)
 
 
 @judges.register("fg-completeness")
@@ -188,7 +206,7 @@ class FineGrainedCompleteness(_Longformer):
         import torch
 
         model, tokenizer, device = self._load()
-        texts = [f"{' '.join(prompt_text(p).split())} answer: {'' if o is None else str(o).strip()}"
+        texts = [f"{qa_context(p)} answer: {'' if o is None else str(o).strip()}"
                  for p, o in zip(prompts, outputs)]
         scores: list[float] = []
         for start in range(0, len(texts), self.params.batch_size):

@@ -178,7 +178,10 @@ class RiC(Method):
             # Train on what the policy wrote (a dialogue reply's leading space is part of its first token);
             # judge the stripped text, as everywhere else.
             sampled = self._decoder(ctx, task.token_model(ctx, state)).generate(texts, strip=False)
-            outputs = [text.strip() for text in sampled]
+            outputs = [task.clean_reply(text.strip()) for text in sampled]
+            # A reply cut at an invented next turn (paper dialogue tasks) is trained on up to the cut.
+            sampled = [raw if out == raw.strip() else raw[:len(raw) - len(raw.lstrip())] + out
+                       for raw, out in zip(sampled, outputs)]
             scores = np.round((task.score(table, outputs) - mean) / std, 1)
             cut = np.quantile(scores, self.params.quantile, axis=0)
             keep = [i for i in range(len(table)) if (scores[i] > cut).any() and outputs[i]]

@@ -9,9 +9,14 @@
   "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
   with the post's newlines replaced by spaces; the SFT target is the preferred summary. Evaluation:
   the validation split, posts of 100–1200 characters, one per post id (sorted by id), the first 2000.
+  The SFT target is " " + the reply: RiC trains on whole transcripts, where the reply follows
+  "Assistant:" after a space. Replies are cut at an invented next turn before they are scored
+  (`clean_dialogue_reply`, RiC's and MOD's `get_clean_data`).
 * FineGrainedRLHF qa_feedback (local JSON files of the repo's tasks/qa_feedback/data): `text` is the
-  policy prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
-  [[title, sentence, …], …] the evidence, `question` the question.
+  prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
+  [[title, sentence, …], …] the evidence, `question` the question. The reference policy is T5 (an
+  encoder-decoder); a causal policy is given `text` + " answer:", the reward models' own separator,
+  so that it knows where its answer starts (`QA_ANSWER_CUE`; the judges read `text` without it).
 """
 
 from __future__ import annotations
@@ -25,6 +30,16 @@ from mobench.textdata import MiniSplits, TextPrompt
 
 ASSISTANT = "\n\nAssistant:"
 SUMMARY_INSTRUCTION = "Generate a one-sentence summary of this post."
+QA_ANSWER_CUE = " answer:"
+# Where RiC's and MOD's evaluation (`get_clean_data`) cut a generated reply, in this order.
+NEXT_TURN_MARKERS = ("\n\nHuman:", "\nHuman:", "\n\nAssistant:", "\nAssistant:", "\n\n\n")
+
+
+def clean_dialogue_reply(text: str) -> str:
+    """The reply up to an invented next dialogue turn (or a run of blank lines), stripped."""
+    for marker in NEXT_TURN_MARKERS:
+        text = text.split(marker)[0].strip()
+    return text
 
 
 def split_hh(transcript: str) -> tuple[str, str]:
@@ -66,7 +81,7 @@ def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
     # One row per distinct prompt (hh-rlhf repeats first turns), then alternate, so no prompt is in two splits.
     unique = list(train.values())
     sft_part, rest = unique[0::2], unique[1::2]
-    sft = [(p, p.references[0]) for p in _evenly(sft_part, n_sft)]
+    sft = [(p, " " + p.references[0]) for p in _evenly(sft_part, n_sft)]
     validation = _evenly(rest[1::2], n_validation)
     rl = _evenly(rest[0::2], n_rl)
     test = []
@@ -114,8 +129,15 @@ def qa_prompt(row: dict[str, Any]) -> TextPrompt:
     answers = row.get("answer") or []
     answers = [answers] if isinstance(answers, str) else list(answers)
     text = " ".join(row["text"].split())
-    return TextPrompt(text, references=tuple(answers), source=passages_text(row.get("passages") or []),
-                      id=f"qa:{_id(text)}")
+    return TextPrompt(text + QA_ANSWER_CUE, references=tuple(answers),
+                      source=passages_text(row.get("passages") or []), id=f"qa:{_id(text)}")
+
+
+def qa_context(prompt: TextPrompt | str) -> str:
+    """The qa_feedback `text` of a policy prompt (without the answer cue), whitespace-normalised: what
+    the fine-grained reward models put before " answer:"."""
+    text = " ".join((prompt.text if isinstance(prompt, TextPrompt) else str(prompt)).split())
+    return text[:-len(QA_ANSWER_CUE.strip())].rstrip() if text.endswith(QA_ANSWER_CUE.strip()) else text
 
 
 def qa_question(prompt: TextPrompt | str) -> str:

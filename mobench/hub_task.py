@@ -86,8 +86,9 @@ class HubTextTask(TextTask):
     dataset_splits: ClassVar[tuple[str, str]] = ("train", "test")  # (training rows, evaluation rows)
     data_version = "1"
     # 3: with lora_r > 0, RiC, MODPO and the value models train LoRA adapters (were full weights), so no
-    # artifact built before is reused.
-    version = "3"
+    # artifact built before is reused. 4: n_test prompts spread over the test split (were its first ones),
+    # dialogue replies cut at an invented next turn, hh SFT targets after a space, the QA answer cue.
+    version = "4"
 
     # --- assets ----------------------------------------------------------------------------------
     @property
@@ -145,6 +146,14 @@ class HubTextTask(TextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         raise NotImplementedError
+
+    def evaluation_prompts(self) -> list[Any]:
+        """`n_test` prompts spread evenly over the test split, each `samples` times: the reference code
+        scores the whole split, whose first rows can all be of one kind (hh-rlhf's red-team rows)."""
+        from mobench.data_paper import _evenly
+
+        test = _evenly(self.splits().test, self.params.n_test)
+        return [prompt for prompt in test for _ in range(self.params.samples)]
 
     def decode_config(self, **overrides: Any) -> Any:
         return super().decode_config(**{"batch_size": self.params.decode_batch_size, **overrides})

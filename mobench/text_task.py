@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -93,6 +93,11 @@ class TextTask(Task):
 
     def prompt_record(self, prompt: Any) -> Any:
         return prompt.id if isinstance(prompt, TextPrompt) else prompt
+
+    def clean_reply(self, text: str) -> str:
+        """A generated reply as the judges see it (in evaluation, RL rewards and value data); the paper
+        tasks cut dialogue replies at an invented next turn. Default: unchanged."""
+        return text
 
     def point_output(self, outputs: list[Any]) -> Any:
         return {"examples": outputs[:3], **reply_statistics(outputs)}
@@ -219,7 +224,8 @@ class TextTask(Task):
         for objective, judge in zip(self.objectives, self.judges):
             def reward(prompts: Sequence[Any], completions: Sequence[str], prompt_index: Sequence[int],
                        _judge: Any = judge, **_: Any) -> list[float]:
-                return [float(x) for x in _judge.score([table[i] for i in prompt_index], list(completions))]
+                replies = [self.clean_reply(c) for c in completions]
+                return [float(x) for x in _judge.score([table[i] for i in prompt_index], replies)]
 
             reward.__name__ = objective.name
             functions.append(reward)
@@ -264,7 +270,7 @@ class TextTask(Task):
         from mobench.decoding import Decoder
 
         _, tokenizer = self._skeleton(ctx)
-        return DecoderGenerator(Decoder(plan, tokenizer, config or self.decode_config(), ctx.seed))
+        return DecoderGenerator(Decoder(plan, tokenizer, config or self.decode_config(), ctx.seed), self.clean_reply)
 
     def generator(self, ctx: RunContext, state: PolicyState) -> DecoderGenerator:
         from mobench.decoding import Plan, Term
@@ -339,7 +345,7 @@ class TextTask(Task):
                             break
                         reply.append(token)
                     reply_ids.append(reply)
-            texts = [t.strip() for t in tokenizer.batch_decode(reply_ids, skip_special_tokens=True)]
+            texts = [self.clean_reply(t.strip()) for t in tokenizer.batch_decode(reply_ids, skip_special_tokens=True)]
             rewards = self.score([table[i] for i in index], texts)
             data = {"prompt_index": index, "prompt_ids": prompt_ids, "reply_ids": reply_ids, "texts": texts,
                     "rewards": rewards.round(8).tolist()}
@@ -417,8 +423,11 @@ def reply_statistics(outputs: Sequence[str]) -> dict[str, float]:
 class DecoderGenerator:
     """Answers prompts with the decoding engine; reseeded per call, so deterministic."""
 
-    def __init__(self, decoder: Any) -> None:
+    def __init__(self, decoder: Any, clean: Callable[[str], str] | None = None) -> None:
         self.decoder = decoder
+        self.clean = clean
 
     def generate(self, prompts: Sequence[Any], strip: bool = True) -> list[str]:
-        return self.decoder.generate([prompt_text(p) for p in prompts], strip=strip)
+        """Replies, cleaned and stripped; with `strip=False` exactly as sampled (for training on them)."""
+        replies = self.decoder.generate([prompt_text(p) for p in prompts], strip=strip)
+        return replies if self.clean is None or not strip else [self.clean(reply) for reply in replies]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobench.data_paper import hh_splits, qa_prompt, summary_splits
+from mobench.data_paper import clean_dialogue_reply, hh_splits, qa_prompt, summary_splits
 from mobench.hub_task import HubTextTask, PaperTaskParams
 from mobench.registry import tasks
 from mobench.task import Objective
@@ -38,6 +38,8 @@ class SummaryParams(PaperTaskParams):
 @dataclass(frozen=True)
 class QAParams(PaperTaskParams):
     max_new_tokens: int = field(default=200, metadata={"help": "answer length limit (paper: 200)"})
+    max_prompt_tokens: int = field(default=1024, metadata={
+        "help": "longer question+passage prompts are dropped (paper Table 1: inputs of 1024 tokens)"})
     n_test: int = field(default=500, metadata={"help": "test questions (test.json has 948)", "eval_only": True})
     samples: int = field(default=1, metadata={"help": "sampled answers per question", "eval_only": True})
 
@@ -51,6 +53,9 @@ class _HH(HubTextTask):
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         p = self.params
         return hh_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
+
+    def clean_reply(self, text: str) -> str:
+        return clean_dialogue_reply(text)
 
 
 @tasks.register("hh1")
@@ -82,6 +87,9 @@ class Summary(HubTextTask):
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         p = self.params
         return summary_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
+
+    def clean_reply(self, text: str) -> str:
+        return clean_dialogue_reply(text)  # the reference evaluation cleans summaries the same way
 
 
 class _LFQA(HubTextTask):

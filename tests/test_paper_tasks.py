@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from paper_fixtures import (save_bart_classifier, save_causal_policy, save_distilbert_classifier,  # noqa: E402
                             save_gpt2_classifier, save_longformer, write_hh, write_qa, write_summary)
 
-from mobench.data_paper import qa_question, split_hh, summary_prompt  # noqa: E402
+from mobench.data_paper import clean_dialogue_reply, qa_context, qa_question, split_hh, summary_prompt  # noqa: E402
 from mobench.errors import MobenchError  # noqa: E402
 from mobench.registry import judges, tasks  # noqa: E402
 from mobench.textdata import TextPrompt  # noqa: E402
@@ -33,6 +33,14 @@ def test_hh_split_matches_the_reference_code_by_hand():
         split_hh("Human: no assistant turn")
 
 
+def test_replies_are_cut_at_an_invented_next_turn():
+    # RiC's and MOD's get_clean_data, marker by marker.
+    assert clean_dialogue_reply(" Sure, here it is.\n\nHuman: thanks\n\nAssistant: ok") == "Sure, here it is."
+    assert clean_dialogue_reply("Yes.\nAssistant: and more") == "Yes."
+    assert clean_dialogue_reply("One.\n\n\nTwo.") == "One."
+    assert clean_dialogue_reply("  plain reply ") == "plain reply"
+
+
 def test_summary_prompt_by_hand():
     assert summary_prompt("My cat\nwon't eat.\n") == ("### Instruction: Generate a one-sentence summary of this post. "
                                                      "### Input: My cat won't eat. ### Response: ")
@@ -43,12 +51,17 @@ def test_hh_task_reads_local_rows(tmp_path, models):
     task = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
     splits = task.splits()
     assert len(splits.sft) == 8 and len(splits.rl) == 5 and len(splits.validation) == 3
-    # Test = every 4th test row; the evaluation takes the first n_test of them.
+    # Test = every 4th test row; the evaluation takes n_test of them spread over the split (hh-rlhf's
+    # test split starts with thousands of red-team rows).
     assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008", "1012"]
-    assert [p.id for p in task.evaluation_prompts()] == [p.id for p in splits.test[:3]]
+    assert [p.id for p in task.evaluation_prompts()] == [splits.test[i].id for i in (0, 1, 2)]
+    spread = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3:n_test=2")
+    assert [p.id for p in spread.evaluation_prompts()] == [splits.test[0].id, splits.test[2].id]
     assert task.decode_config().batch_size == 16 and task.decode_config(batch_size=4).batch_size == 4
     prompt, reply = splits.sft[0]
-    assert prompt.text.endswith(" \n\nAssistant:") and reply.startswith("Why did the chicken")
+    # The SFT target follows "Assistant:" after a space, as in the transcripts RiC trains on.
+    assert prompt.text.endswith(" \n\nAssistant:") and reply.startswith(" Why did the chicken")
+    assert prompt.references[0].startswith("Why did the chicken")
     assert not {p.id for p in splits.rl} & {p.id for p, _ in splits.sft}
 
 
@@ -125,6 +138,10 @@ def test_qa_task_reads_the_four_files(tmp_path, models):
     prompt = splits.test[0]
     assert prompt.text.startswith("question: Where did cat") and "wikipage: Page" in prompt.text
     assert qa_question(prompt).startswith("Where did cat") and prompt.references
+    # A causal policy is told where its answer starts, with the reward models' own separator.
+    assert prompt.text.endswith(" answer:") and not qa_context(prompt).endswith("answer:")
+    assert qa_context(prompt) + " answer:" == " ".join(prompt.text.split())
+    assert task.params.max_prompt_tokens == 1024  # paper Table 1: 1024-token QA inputs
 
 
 def _manual(model_dir: Path, cls_name: str, text, pair=None, index: int = 0) -> float:
@@ -176,8 +193,16 @@ def test_fine_grained_segments_and_scores(models):
 
     assert subsentences("one two three four five, six seven eight nine ten, eleven") == [
         "one two three four five,", "six seven eight nine ten, eleven"]
+    # FineGrainedRLHF's rule: a split needs more than 5 words after it, and a short middle piece gives
+    # its start to the next piece (it merges backwards).
+    assert subsentences("one two three four five, six seven eight nine ten") == [
+        "one two three four five, six seven eight nine ten"]
+    assert subsentences("a1 a2 a3 a4 a5, b1 b2, c1 c2 c3 c4 c5 c6 c7") == [
+        "a1 a2 a3 a4 a5, b1 b2,", "c1 c2 c3 c4 c5 c6 c7"]
+    assert subsentences("") == [] and subsentences("one") == ["one"]
     assert segment_input("question: q", ["a b.", "c d."]) == f"question: q answer: {SEP} a b. {SEP} c d."
-    prompt = TextPrompt("question: Where did the cat sit? context: wikipage: Cats text: The cat sat on the mat.")
+    prompt = TextPrompt("question: Where did the cat sit? context: wikipage: Cats text: The cat sat on the mat. "
+                        "answer:")  # the policy's prompt ends with the answer cue; the judges read it without
     answers = ["The cat sat on the mat. It was sunny, and the dog ran in the park all day long.", ""]
     rel = judges.create(f"fg-relevance:model={models['rel']}:segmenter=regex")
     fact = judges.create(f"fg-factuality:model={models['fact']}:segmenter=regex")
@@ -187,7 +212,8 @@ def test_fine_grained_segments_and_scores(models):
         assert scores == judge.score([prompt] * 2, answers)
     comp = judges.create(f"fg-completeness:model={models['comp']}")
     raw = _manual(models["comp"], "AutoModelForSequenceClassification",
-                  f"{' '.join(prompt.text.split())} answer: {answers[0]}")
+                  f"question: Where did the cat sit? context: wikipage: Cats text: The cat sat on the mat. "
+                  f"answer: {answers[0]}")
     assert comp.score([prompt], answers[:1])[0] == pytest.approx((raw + 0.44677690555995353) / 8.301160619054132,
                                                                  abs=1e-4)
     with pytest.raises(Exception, match="needs model=PATH"):

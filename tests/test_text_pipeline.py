@@ -261,3 +261,27 @@ def test_a_selection_is_searched_again_when_what_it_scores_changes():
     assert first != _first_artifact_id(micro(), select("mage-e-m:select_grid=3"))
     assert first != _first_artifact_id(micro(micro.Params(rl_lr=3e-4)), select("mage-e-m"))  # other backbones
     assert first != _first_artifact_id(micro(micro.Params(samples=3)), select("mage-e-m"))  # other prompts
+
+
+def test_a_tasks_reply_cleaning_reaches_evaluation_and_rl_rewards():
+    from mobench.text_task import DecoderGenerator
+
+    micro = _micro_task_class()
+
+    class Cut(micro):
+        def clean_reply(self, text: str) -> str:
+            return text.split("|")[0].strip()
+
+    task = Cut()
+    table = task.splits().rl[:2]
+    long_reward = task.reward_functions(table)[0]
+    assert long_reward(None, ["one two | three four five", "one two"], [0, 1]) == \
+        long_reward(None, ["one two", "one two"], [0, 1])
+
+    class Sampled:
+        def generate(self, texts, strip=True):
+            return [" one two | three" if not strip else "one two | three" for _ in texts]
+
+    generator = DecoderGenerator(Sampled(), task.clean_reply)
+    assert generator.generate(table) == ["one two", "one two"]
+    assert generator.generate(table, strip=False) == [" one two | three"] * 2  # as sampled, for training
