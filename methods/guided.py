@@ -204,8 +204,11 @@ class Mage(Method):
             else:  # naive: Σ μ_i θ_i of the same backbones
                 model = task.token_model(ctx, task_arithmetic(self.sft, self.backbones, mu))
             return [Term(model, gamma, name="merged-pi-star"), ref]
-        # λ = B⁻¹μ sums to Σμ (B's columns sum to 1), so the reference keeps its weight −γΣμ.
-        lam = bone_soup_coefficients(self.weights, mu)
+        # λ = B⁻¹μ sums to Σμ (B's columns sum to 1), so the reference keeps its weight −γΣμ; with
+        # extrapolation both scale by 1 + α, as the merged guide π*(μ) of MAGE-I-M does.
+        scale = extrapolation_scale(self.params.alpha)
+        lam = scale * bone_soup_coefficients(self.weights, mu)
+        ref = Term(self.ref_model, -gamma * scale * float(np.sum(mu)), name="ref")
         return [Term(model, gamma * float(c), name=f"pi-star{i}")
                 for i, (model, c) in enumerate(zip(self.backbone_models, lam))] + [ref]
 

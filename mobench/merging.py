@@ -24,10 +24,19 @@ def task_arithmetic(reference: Mapping[str, Any] | None, models: Sequence[Mappin
             raise ValueError(f"model {index} has different parameters than model 1: {sorted(missing)[:5]}")
     merged: dict[str, Any] = {}
     for key in keys:
+        low = _low_precision(models[0][key])
+        wide = (lambda x: x.float()) if low is not None else (lambda x: x)
         if reference is None:
-            value = sum(float(c) * model[key] for c, model in zip(coefficients, models))
+            value = sum(float(c) * wide(model[key]) for c, model in zip(coefficients, models))
         else:
-            base = reference[key]
-            value = base + sum(float(c) * (model[key] - base) for c, model in zip(coefficients, models))
-        merged[key] = value
+            base = wide(reference[key])
+            value = base + sum(float(c) * (wide(model[key]) - base) for c, model in zip(coefficients, models))
+        merged[key] = value if low is None else value.to(low)
     return merged
+
+
+def _low_precision(value: Any) -> Any:
+    """The dtype of a bf16/fp16 tensor (else None): such weights are merged in fp32 and rounded once,
+    because two fine-tuned models differ by about one bf16 step, which rounding each term would swamp."""
+    dtype = getattr(value, "dtype", None)
+    return dtype if str(dtype) in ("torch.bfloat16", "torch.float16") else None

@@ -53,6 +53,8 @@ def value_skeleton(policy: Any) -> Any:
     model.config.tie_word_embeddings = False
     head = model.get_output_embeddings()
     head.weight = torch.nn.Parameter(torch.zeros_like(head.weight))
+    if getattr(head, "bias", None) is not None:  # a head with a bias would start from the SFT's per-token bias
+        head.bias = torch.nn.Parameter(torch.zeros_like(head.bias))
     return model
 
 

@@ -57,6 +57,20 @@ def test_task_arithmetic_on_torch_tensors_and_mismatched_models():
         task_arithmetic(None, [a, b], [1.0])
 
 
+def test_bf16_weights_are_merged_in_fp32_and_rounded_once():
+    import torch
+
+    from mobench.merging import task_arithmetic
+
+    weights = {"w": torch.randn(4096, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)}
+    merged = task_arithmetic(None, [weights, weights], [0.3, 0.7])
+    assert merged["w"].dtype == torch.bfloat16 and torch.equal(merged["w"], weights["w"])  # a model with itself
+    other = {"w": weights["w"] + 1e-2}
+    half = task_arithmetic(None, [weights, other], [0.5, 0.5])["w"]
+    exact = ((weights["w"].float() + other["w"].float()) / 2).to(torch.bfloat16)
+    assert torch.equal(half, exact)
+
+
 def test_bone_soup_coefficients_recover_mu():
     from mobench.soups import backbone_weights, bone_soup_coefficients
 

@@ -124,6 +124,11 @@ def test_mage_i_weights_the_backbones_by_bone_soup_coefficients(micro):
     lam = np.linalg.solve(backbone_weights(0.7, 2), mu)  # (1.75, -0.75)
     assert [t.weight for t in terms] == pytest.approx([2 * lam[0], 2 * lam[1], -2.0])
     assert backbone_weights(0.7, 2) @ lam == pytest.approx(mu)
+    # With extrapolation α the ensemble scales by 1 + α, like the merged π*(μ) of MAGE-I-M.
+    extrapolated = methods.create("mage-i:gamma=2:alpha=0.5")
+    extrapolated.prepare(ctx)
+    terms = extrapolated.generator(ctx, mu).decoder.plan.guides
+    assert [t.weight for t in terms] == pytest.approx([3 * lam[0], 3 * lam[1], -3.0])
 
 
 def test_guidance_changes_the_output_and_the_base_choice_matters(micro):
