@@ -70,7 +70,9 @@ class TextTask(Task):
 
     Params = TextTaskParams
     # 2: evaluation decodes through mobench.decoding (was transformers' generate), so old cells are stale.
-    version = "2"
+    # 3: GRPO scores GPT-2 at positions counted from the attention mask and without dropout (see
+    # training.RLSettings), so every RL policy, and every cell that used one, is new.
+    version = "3"
     token_level = True
     outputs_text = True
     uses_packages = ("torch", "transformers", "trl", "peft", "datasets", "tokenizers", "sentence-transformers",

@@ -36,7 +36,8 @@ class SFTSettings:
 
 @dataclass(frozen=True)
 class RLSettings:
-    steps: int = 150
+    """GRPO's settings (the number of steps is the task's `rl_steps`, recorded beside these)."""
+
     prompts_per_step: int = 2
     generations: int = 8
     max_completion_length: int = 32
@@ -45,6 +46,12 @@ class RLSettings:
     temperature: float = 1.0
     top_k: int = 50
     aggregation: str = "normalize_then_sum"
+    loss_type: str = "dapo"  # trl's default, token-level normalisation over the batch; set explicitly
+    # Rollouts sampled and scored without dropout: with it, the policy that samples is not the one evaluated.
+    disable_dropout: bool = True
+    # Log-probs of left-padded prompts read at positions counted from the attention mask (as sampling
+    # does); trl passes no position ids, so GPT-2's learned positions were shifted by the padding.
+    position_ids: str = "from attention mask"
 
     def to_dict(self) -> dict[str, Any]:
         return {"algorithm": "grpo (trl GRPOTrainer)", **asdict(self)}
@@ -139,6 +146,26 @@ def run_sft(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], settin
             "validation_loss": round(evaluation["eval_loss"], 4) if evaluation else None}
 
 
+def positions_from_mask(model: Any) -> None:
+    """Make every absolute-position backbone in `model` (GPT-2's `wpe`) number a left-padded row's
+    tokens from its attention mask when the caller passes no position ids, as generation does.
+
+    trl's GRPO scores the policy and the reference with input ids and a mask only; GPT-2 then counts
+    positions from the padding, so the shorter prompts of a batch were scored (and trained) at other
+    learned positions than they were sampled at. Rotary models (Llama, SmolLM2) are unaffected."""
+    def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        mask = kwargs.get("attention_mask")
+        if kwargs.get("position_ids") is None and mask is not None and mask.dim() == 2 \
+                and kwargs.get("past_key_values") is None:
+            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        return args, kwargs
+
+    for module in model.modules():
+        if hasattr(module, "wpe") and not getattr(module, "_mobench_positions", False):
+            module.register_forward_pre_hook(hook, with_kwargs=True)
+            module._mobench_positions = True
+
+
 def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_funcs: Sequence[RewardFunc],
              weights: Sequence[float], settings: RLSettings, steps: int, seed: int,
              extra_columns: dict[str, list[Any]] | None = None,
@@ -166,16 +193,20 @@ def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_func
                           learning_rate=settings.learning_rate, beta=settings.kl_beta,
                           temperature=settings.temperature, top_k=settings.top_k, top_p=1.0,
                           reward_weights=[w for _, w in active],
-                          multi_objective_aggregation=settings.aggregation,
+                          multi_objective_aggregation=settings.aggregation, loss_type=settings.loss_type,
+                          disable_dropout=settings.disable_dropout,
                           logging_steps=max(1, steps // 10))
         trainer = GRPOTrainer(model=str(init_dir), reward_funcs=[f for f, _ in active], args=args,
                               train_dataset=dataset, processing_class=tokenizer, peft_config=peft_config)
+        for model in (trainer.model, getattr(trainer, "ref_model", None)):
+            if model is not None:
+                positions_from_mask(model)
         with contextlib.redirect_stdout(io.StringIO()):
             trainer.train()
     keys = ("kl", "completions/mean_length", "reward") + tuple(
         f"rewards/{f.__name__}/mean" for f, _ in active)
     curve = [{"step": h["step"], **{k: round(float(h[k]), 4) for k in keys if k in h}}
-             for h in trainer.state.log_history if "kl" in h]
+             for h in trainer.state.log_history if "reward" in h]
     model = trainer.model
     model.eval()
     return model, {"settings": settings.to_dict(), "steps": steps, "weights": list(weights), "curve": curve}

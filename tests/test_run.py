@@ -117,7 +117,10 @@ def _start(tmp_path: Path, out: str) -> subprocess.Popen:
         [sys.executable, "-m", "mobench.cli", "--plugin", str(tmp_path / "slow.py"), "run", "--task", "quad",
          "--methods", "slow-rs,morlhf", "--grid", "21", "--out", out],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job ignores SIGINT, and Python keeps an ignored SIGINT ignored: restore
+        # the default so the test means the same under `cmd &` as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_cells(folder: Path, count: int, timeout: float = 60.0) -> None:

@@ -285,3 +285,20 @@ def test_a_tasks_reply_cleaning_reaches_evaluation_and_rl_rewards():
     generator = DecoderGenerator(Sampled(), task.clean_reply)
     assert generator.generate(table) == ["one two", "one two"]
     assert generator.generate(table, strip=False) == [" one two | three"] * 2  # as sampled, for training
+
+
+def test_grpo_scores_left_padded_prompts_at_their_sampling_positions():
+    """trl scores GRPO batches with a mask but no position ids; GPT-2 must count from the mask."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from mobench.training import positions_from_mask
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=1, n_head=2,
+                                       bos_token_id=0, eos_token_id=0)).eval()
+    unpadded = model(input_ids=torch.tensor([[5, 6, 7]])).logits[0, -1]
+    padded = {"input_ids": torch.tensor([[0, 0, 5, 6, 7]]), "attention_mask": torch.tensor([[0, 0, 1, 1, 1]])}
+    assert not torch.allclose(model(**padded).logits[0, -1], unpadded, atol=1e-3)  # what trl got
+    positions_from_mask(model)
+    assert torch.allclose(model(**padded).logits[0, -1], unpadded, atol=1e-5)
