@@ -40,10 +40,13 @@ class MicroLong(Judge):
 
 @judges.register("micro-short")
 class MicroShort(Judge):
-    """Micro judge: fewer characters is better."""
+    """Micro judge: fewer characters is better, but an empty reply scores 0 (else RL learns to say nothing,
+    and tests comparing two decodings of empty replies would compare nothing)."""
+
+    version = "2"
 
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
-        return [1.0 - min(len(str(o)), 40) / 40 for o in outputs]
+        return [0.0 if not str(o).strip() else 1.0 - min(len(str(o)), 40) / 40 for o in outputs]
 
 
 @tasks.register("micro-text")

@@ -47,7 +47,7 @@ def test_gamma_zero_is_the_base_and_every_method_runs(cli, isolated):
     kinds = sorted(a["kind"] for a in selected["artifacts"])
     assert kinds.count("value-model") == 2
     value_recipe = next(a["recipe"] for a in selected["artifacts"] if a["kind"] == "value-model")
-    assert value_recipe["value_data"]["judges"] == ["micro-long@1", "micro-short@1"]
+    assert value_recipe["value_data"]["judges"] == ["micro-long@1", "micro-short@2"]
     manifest = json.loads(next(isolated.glob("artifacts/value-model-*/manifest.json")).read_text())
     held = manifest["info"]["heldout"]
     assert {"mse", "constant_mse", "final_spearman"} <= set(held) and held["n"] > 0

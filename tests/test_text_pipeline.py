@@ -27,7 +27,7 @@ def _run(cli, out: str, methods: str = "sft,rs,bone-soup,morlhf", task: str = MI
 def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     results = _run(cli, "run1")
     assert set(results["methods"]) == {"sft", "rs", "bone-soup", "morlhf"}
-    assert [o["judge"] for o in results["task"]["objectives"]] == ["micro-long@1", "micro-short@1"]
+    assert [o["judge"] for o in results["task"]["objectives"]] == ["micro-long@1", "micro-short@2"]
     for version_of in ("torch", "transformers", "trl"):
         assert results["versions"][version_of] != "not installed"
     rs = results["methods"]["rs"]
