@@ -107,15 +107,11 @@ def segment_input(head: str, segments: Sequence[str]) -> str:
 
 class _Longformer(Judge):
     kind: ClassVar[str] = "token"
+    loads_model = True
 
     def __init__(self, params: Any = None) -> None:
         super().__init__(params)
         self._loaded: tuple[Any, Any, str] | None = None
-
-    def assets(self) -> list[Any]:
-        from mobench.hub import Asset
-
-        return [Asset(f"model of judge {self.name!r}", self.params.model, "model", f"{self.name}:model=PATH")]
 
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:

@@ -50,15 +50,11 @@ class RewardModelJudge(Judge):
     """A sequence classifier read at one logit. Subclasses set `logit` and `inputs`."""
 
     logit: ClassVar[int] = 0
+    loads_model = True
 
     def __init__(self, params: Any = None) -> None:
         super().__init__(params)
         self._loaded: tuple[Any, Any, str] | None = None
-
-    def assets(self) -> list[Any]:
-        from mobench.hub import Asset
-
-        return [Asset(f"model of judge {self.name!r}", self.params.model, "model", f"{self.name}:model=PATH")]
 
     def inputs(self, prompts: Sequence[Any], outputs: Sequence[str]) -> tuple[list[str], list[str] | None]:
         """(texts, text pairs or None) handed to the tokenizer."""

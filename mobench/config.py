@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mobench.errors import MobenchError, did_you_mean
+from mobench.fileio import read_user_text
 from mobench.params import split_top_level
 from mobench.runner import MethodRequest, RunConfig
 
@@ -27,16 +28,9 @@ CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "c
 def _load_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
-    if not path.exists():
-        raise MobenchError(f"config file {str(path)!r} does not exist")
-    if not path.is_file():
-        raise MobenchError(f"config file {str(path)!r} is not a file")
+    text = read_user_text(path, f"config file {str(path)!r}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except UnicodeDecodeError:
-        raise MobenchError(f"config file {str(path)!r} is not UTF-8 text") from None
-    except OSError as exc:
-        raise MobenchError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
         raise MobenchError(f"config file {str(path)!r} is not valid YAML: {first}") from None

@@ -32,6 +32,11 @@ from mobench.errors import MobenchError
 Output = Literal["logprobs", "values"]
 
 
+
+def mask_positions(mask: Any) -> Any:
+    """Position ids of left-padded rows, counted from the attention mask (padding gets 0)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
 @dataclass(frozen=True)
 class DecodeConfig:
     """How tokens are selected. Defaults: the paper's sampling (top-p 0.9, top-k 50, temperature 1)."""
@@ -298,7 +303,7 @@ class Decoder:
         # Static caches see the full-width mask (future columns 0, opened one per step): one shape throughout.
         future = mask.new_zeros if self.config.cache == "static" else mask.new_ones
         full_mask = torch.cat([mask, future(mask.shape[0], n_new)], dim=1)
-        positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = mask_positions(mask)
         cache_position = torch.arange(prompt_len, device=ids.device)
         outputs = {k: run(ids, self._mask(full_mask, prompt_len), positions, cache_position, prefill=True)
                    for k, run in runners.items()}

@@ -62,6 +62,22 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_text(path, dumps(value))
 
 
+def read_user_text(path: Path, description: str) -> str:
+    """A file the user named (a config, a preference file), or a one-line MobenchError saying why not."""
+    from mobench.errors import MobenchError
+
+    if not path.exists():
+        raise MobenchError(f"{description} does not exist")
+    if not path.is_file():
+        raise MobenchError(f"{description} is not a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MobenchError(f"{description} is not UTF-8 text") from None
+    except OSError as exc:
+        raise MobenchError(f"cannot read {description}: {exc.strerror}") from None
+
+
 def read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)

@@ -147,13 +147,12 @@ class HubTextTask(TextTask):
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         raise NotImplementedError
 
-    def evaluation_prompts(self) -> list[Any]:
-        """`n_test` prompts spread evenly over the test split, each `samples` times: the reference code
-        scores the whole split, whose first rows can all be of one kind (hh-rlhf's red-team rows)."""
+    def test_prompts(self) -> list[TextPrompt]:
+        """`n_test` prompts spread evenly over the test split: the reference code scores the whole split,
+        whose first rows can all be of one kind (hh-rlhf's red-team rows)."""
         from mobench.data_paper import _evenly
 
-        test = _evenly(self.splits().test, self.params.n_test)
-        return [prompt for prompt in test for _ in range(self.params.samples)]
+        return _evenly(self.splits().test, self.params.n_test)
 
     def decode_config(self, **overrides: Any) -> Any:
         return super().decode_config(**{"batch_size": self.params.decode_batch_size, **overrides})

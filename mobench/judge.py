@@ -14,10 +14,15 @@ class Judge(Component):
     """Scores outputs for one objective. Subclasses set `Params` and implement `score`."""
 
     scores_text: ClassVar[bool] = True  # False: scores the synthetic tasks' parameter vectors
+    loads_model: ClassVar[bool] = False  # True: loads the hub id or local folder in its `model` parameter
 
     def assets(self) -> list[Any]:
-        """The models this judge loads, as `mobench.hub.Asset`s (checked before any work): none by default."""
-        return []
+        """The models this judge loads, as `mobench.hub.Asset`s (checked before any work)."""
+        if not self.loads_model:
+            return []
+        from mobench.hub import Asset
+
+        return [Asset(f"model of judge {self.name!r}", self.params.model, "model", f"{self.name}:model=PATH")]
 
     def check_outputs_fit(self, task: Any) -> None:
         """Raise MobenchError when this judge cannot score `task`'s outputs (checked by `mobench judge`

@@ -72,14 +72,12 @@ def validate_preferences(prefs: np.ndarray, n_objectives: int, source: str) -> n
 
 def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
     """Read μ rows from .json / .yaml (a list of lists) or .csv / .txt (one row per line)."""
+    from mobench.fileio import read_user_text
+
     source = f"preference file {str(path)!r}"
-    if not path.exists():
-        raise MobenchError(f"{source} does not exist")
-    if not path.is_file():
-        raise MobenchError(f"{source} is not a file")
+    text = read_user_text(path, source)
     suffix = path.suffix.lower()
     try:
-        text = path.read_text(encoding="utf-8")
         if suffix == ".json":
             rows = json.loads(text)
         elif suffix in (".yaml", ".yml"):
@@ -104,10 +102,6 @@ def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
         prefs = np.array([[float(x) for x in row] for row in rows], dtype=float).reshape(-1, n_objectives)
     except MobenchError:
         raise
-    except UnicodeDecodeError:
-        raise MobenchError(f"{source} is not UTF-8 text") from None
-    except OSError as exc:
-        raise MobenchError(f"cannot read {source}: {exc.strerror}") from None
     except (ValueError, TypeError) as exc:
         raise MobenchError(f"{source} is malformed: {exc}") from None
     except Exception as exc:  # yaml/json parser errors carry their own position information

@@ -86,9 +86,12 @@ class TextTask(Task):
         """The task's deterministic sft / rl / validation / test splits."""
 
     # --- evaluation --------------------------------------------------------------------------
+    def test_prompts(self) -> list[TextPrompt]:
+        """The `n_test` test prompts evaluated (the mini tasks: the first ones)."""
+        return list(self.splits().test[: self.params.n_test])
+
     def evaluation_prompts(self) -> list[Any]:
-        test = self.splits().test[: self.params.n_test]
-        return [prompt for prompt in test for _ in range(self.params.samples)]
+        return [prompt for prompt in self.test_prompts() for _ in range(self.params.samples)]
 
     def validation_prompts(self) -> list[Any]:
         return [prompt for prompt in self.splits().validation for _ in range(self.params.samples)]

@@ -153,11 +153,13 @@ def positions_from_mask(model: Any) -> None:
     trl's GRPO scores the policy and the reference with input ids and a mask only; GPT-2 then counts
     positions from the padding, so the shorter prompts of a batch were scored (and trained) at other
     learned positions than they were sampled at. Rotary models (Llama, SmolLM2) are unaffected."""
+    from mobench.decoding import mask_positions
+
     def hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
         mask = kwargs.get("attention_mask")
         if kwargs.get("position_ids") is None and mask is not None and mask.dim() == 2 \
                 and kwargs.get("past_key_values") is None:
-            kwargs["position_ids"] = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            kwargs["position_ids"] = mask_positions(mask)
         return args, kwargs
 
     for module in model.modules():

@@ -189,15 +189,9 @@ def test_damaged_run_files_are_computed_again_and_outputs_are_readable(cli, tmp_
     assert "1 of 3 cells to compute" in again.err
     assert (tmp_path / "r" / "results.json").read_bytes() == first
     # Written files are readable by the group and others, as files from open() would be (not mkstemp's 0600).
-    assert (tmp_path / "r" / "results.json").stat().st_mode & 0o044 == 0o044 & ~_current_umask()
+    from mobench.fileio import FILE_MODE  # 0o666 less the umask
 
-
-def _current_umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    assert (tmp_path / "r" / "results.json").stat().st_mode & 0o044 == FILE_MODE & 0o044
 
 
 def test_judge_finds_cells_reused_under_another_spelling(cli, tmp_path):
