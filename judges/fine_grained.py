@@ -9,6 +9,10 @@ the repo's `tasks/qa_feedback/training/reward.py` reads them.
 * fg-completeness: a Longformer regressor over "{prompt} answer: {answer}", standardised as the
   repo does, (r − mean) / std with its mean −0.4468 and std 8.3012.
 
+A cell's mean pools the segments as FineGrainedRLHF's `aggregate_metrics` does: Σ judged-correct /
+Σ segments over the cell's answers (`sample_weights` = segment counts), so an answer counts by its
+length in segments and an empty answer (no segment) not at all.
+
 Sentences come from spaCy's en_core_web_sm (as the reference); sub-sentences split a sentence after
 words ending in , ; ! ? while keeping at least 5 words per piece. `segmenter=regex` splits sentences
 at . ! ? followed by a space instead (no spaCy model needed; an approximation, so it is a separate,
@@ -21,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import field, make_dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from mobench.data_paper import qa_context, qa_question
@@ -44,8 +49,13 @@ def _params(extra: list[tuple[str, type, Any]] | None = None) -> type:
 
 
 def sentence_spans(text: str, segmenter: str) -> list[str]:
+    return list(_sentence_spans(text, segmenter))
+
+
+@lru_cache(maxsize=8192)  # a cell's answers are segmented for their scores and again for their weights
+def _sentence_spans(text: str, segmenter: str) -> tuple[str, ...]:
     if segmenter == "regex":
-        return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+        return tuple(s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip())
     if segmenter != "spacy":
         raise MobenchError(f"segmenter must be spacy or regex, got {segmenter!r}")
     try:
@@ -55,7 +65,7 @@ def sentence_spans(text: str, segmenter: str) -> list[str]:
     except (ImportError, OSError) as exc:
         raise MobenchError(f"the fine-grained judges segment with spaCy's en_core_web_sm ({exc}); install it, or "
                            "pass segmenter=regex") from None
-    return [s.text for s in nlp(text).sents if s.text.strip()]
+    return tuple(s.text for s in nlp(text).sents if s.text.strip())
 
 
 _NLP: dict[str, Any] = {}
@@ -101,6 +111,10 @@ def subsentences(sentence: str) -> list[str]:
     return [" ".join(p) for p in pieces]
 
 
+def _answer(output: Any) -> str:
+    return "" if output is None else str(output).strip()
+
+
 def segment_input(head: str, segments: Sequence[str]) -> str:
     return f"{head} answer: " + " ".join(f"{SEP} {segment}" for segment in segments)
 
@@ -139,14 +153,17 @@ class _SegmentJudge(_Longformer):
     def head(self, prompt: Any) -> str:
         raise NotImplementedError
 
+    def sample_weights(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
+        """Segments per answer: FineGrainedRLHF weights each answer's ratio by them."""
+        return [float(len(self.segments(_answer(o)))) for o in outputs]
+
     def score(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
         import torch
 
         model, tokenizer, device = self._load()
         sep_id = tokenizer.convert_tokens_to_ids(SEP)
-        texts = ["" if o is None else str(o).strip() for o in outputs]
-        segs = [self.segments(t) for t in texts]
-        scores = [0.0] * len(texts)  # an empty answer has nothing relevant or factual in it
+        segs = [self.segments(_answer(o)) for o in outputs]
+        scores = [0.0] * len(outputs)  # an empty answer has nothing relevant or factual in it
         todo = [i for i, s in enumerate(segs) if s]
         for start in range(0, len(todo), self.params.batch_size):
             chunk = todo[start:start + self.params.batch_size]
@@ -167,7 +184,9 @@ class FineGrainedRelevance(_SegmentJudge):
 
     Params = _params()
     error_index = 1  # NF-ERR
-    version = "2"  # 2: sub-sentences split as the reference's get_sub_sentence_starts (merged backwards)
+    # 2: sub-sentences split as the reference's get_sub_sentence_starts (merged backwards). 3: cell means
+    # weighted by segment counts.
+    version = "3"
 
     def segments(self, output: str) -> list[str]:
         return [p for s in sentence_spans(output, self.params.segmenter) for p in subsentences(s)]
@@ -182,6 +201,7 @@ class FineGrainedFactuality(_SegmentJudge):
 
     Params = _params()
     error_index = 0  # F-ERR
+    version = "2"  # 2: cell means weighted by sentence counts
 
     def segments(self, output: str) -> list[str]:
         return sentence_spans(output, self.params.segmenter)

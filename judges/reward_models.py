@@ -51,10 +51,31 @@ class RewardModelJudge(Judge):
 
     logit: ClassVar[int] = 0
     loads_model = True
+    counts_tokens = True
 
     def __init__(self, params: Any = None) -> None:
         super().__init__(params)
         self._loaded: tuple[Any, Any, str] | None = None
+        self._tokenizer: Any = None
+
+    def tokenizer(self) -> Any:
+        """The model's tokenizer (right padding; GPT-2's EOS as its missing pad token)."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(self.params.model)
+            except (OSError, ValueError) as exc:
+                raise MobenchError(f"cannot load the tokenizer of judge {self.name!r} from {self.params.model!r}: "
+                                   f"{str(exc).splitlines()[0]}") from None
+            if tokenizer.pad_token is None:  # GPT-2 reward models ship without one
+                tokenizer.pad_token = tokenizer.eos_token
+            tokenizer.padding_side = "right"
+            self._tokenizer = tokenizer
+        return self._tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer()(list(texts))["input_ids"]]
 
     def inputs(self, prompts: Sequence[Any], outputs: Sequence[str]) -> tuple[list[str], list[str] | None]:
         """(texts, text pairs or None) handed to the tokenizer."""
@@ -63,17 +84,14 @@ class RewardModelJudge(Judge):
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
             import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers import AutoModelForSequenceClassification
 
             from mobench.training import quiet_libraries
 
             quiet_libraries()
             device = resolve_device(self.params.device)
             dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-            tokenizer = AutoTokenizer.from_pretrained(self.params.model)
-            if tokenizer.pad_token is None:  # GPT-2 reward models ship without one
-                tokenizer.pad_token = tokenizer.eos_token
-            tokenizer.padding_side = "right"
+            tokenizer = self.tokenizer()
             model = AutoModelForSequenceClassification.from_pretrained(self.params.model, dtype=dtype).to(device).eval()
             model.config.pad_token_id = tokenizer.pad_token_id  # the classifier reads the last non-pad token
             self._loaded = (model, tokenizer, device)

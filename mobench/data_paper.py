@@ -1,17 +1,20 @@
 """Reading the paper tasks' datasets, following the reference code's conventions (RiC, Yang et al.
-2024, `ric/utils.py`; MOD reuses it).
+2024, `ppo/utils.py`, `sft/utils.py`; MOD and Bone Soup reuse it).
+
+These functions build each split's *pool* of candidates; `HubTextTask` then applies the reference's
+token-length filters (`LengthFilter`) and spreads the requested number of examples over what is left.
 
 * hh-rlhf rows are whole transcripts (`chosen`, `rejected`: "\\n\\nHuman: …\\n\\nAssistant: …").
   The prompt is everything before the last "\\n\\nAssistant:", then " \\n\\nAssistant:" (RiC's form,
   also the helpful/harmless reward models' input format); the response is the last reply, stripped.
-  Evaluation: the test split, every 4th row (RiC / MOD).
-* summarize_from_feedback (`comparisons`): the prompt is
-  "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
-  with the post's newlines replaced by spaces; the SFT target is the preferred summary. Evaluation:
-  the validation split, posts of 100–1200 characters, one per post id (sorted by id), the first 2000.
   The SFT target is " " + the reply: RiC trains on whole transcripts, where the reply follows
-  "Assistant:" after a space. Replies are cut at an invented next turn before they are scored
-  (`clean_dialogue_reply`, RiC's and MOD's `get_clean_data`).
+  "Assistant:" after a space. Evaluation: the test split, every 4th row (RiC / MOD). Replies are cut at
+  an invented next turn before they are scored (`clean_dialogue_reply`, RiC's and MOD's `get_clean_data`).
+* summarize_from_feedback (`comparisons`): posts of 100–1200 characters (measured before newlines are
+  replaced, in every split), and the prompt
+  "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
+  with the post's newlines replaced by spaces (not stripped, as RiC builds it); the SFT target is the
+  preferred summary. Evaluation: the validation split, one row per post id (sorted by id), the first 2000.
 * FineGrainedRLHF qa_feedback (local JSON files of the repo's tasks/qa_feedback/data): `text` is the
   prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
   [[title, sentence, …], …] the evidence, `question` the question. The reference policy is T5 (an
@@ -55,7 +58,13 @@ def summary_prompt(post: str) -> str:
 
 
 def clean_post(post: str) -> str:
-    return post.replace("\n", " ").strip()
+    """The post as RiC puts it in the prompt: newlines replaced by spaces, nothing stripped."""
+    return post.replace("\n", " ")
+
+
+def summary_post_fits(post: str | None) -> bool:
+    """RiC's post filter (`build_dataset_summary`), on the raw post."""
+    return post is not None and 100 < len(post) < 1200
 
 
 def _id(*parts: str) -> str:
@@ -70,9 +79,9 @@ def _evenly(items: Sequence[Any], n: int) -> list[Any]:
     return [items[int(i * step)] for i in range(n)]
 
 
-def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
-              n_validation: int) -> MiniSplits:
-    """SFT on train `chosen` replies; RL and validation prompts from other train rows; test = every 4th test row."""
+def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]]) -> MiniSplits:
+    """Pools: SFT on train `chosen` replies; RL and validation prompts from other train rows; test =
+    every 4th test row."""
     train: dict[str, TextPrompt] = {}
     for row in train_rows:
         prompt, response = split_hh(row["chosen"])
@@ -81,44 +90,37 @@ def hh_splits(train_rows: list[dict[str, Any]], test_rows: list[dict[str, Any]],
     # One row per distinct prompt (hh-rlhf repeats first turns), then alternate, so no prompt is in two splits.
     unique = list(train.values())
     sft_part, rest = unique[0::2], unique[1::2]
-    sft = [(p, " " + p.references[0]) for p in _evenly(sft_part, n_sft)]
-    validation = _evenly(rest[1::2], n_validation)
-    rl = _evenly(rest[0::2], n_rl)
     test = []
     for row in test_rows[0::4]:
         prompt, response = split_hh(row["chosen"])
         test.append(TextPrompt(prompt, references=(response,), id=f"hh:{_id(prompt)}"))
-    return MiniSplits(sft=sft, rl=rl, validation=validation, test=test)
+    return MiniSplits(sft=[(p, " " + p.references[0]) for p in sft_part], rl=rest[0::2], validation=rest[1::2],
+                      test=test)
 
 
-def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]], n_sft: int, n_rl: int,
-                   n_validation: int) -> MiniSplits:
-    def prompt_of(row: dict[str, Any]) -> TextPrompt | None:
-        post = (row.get("info") or {}).get("post")
-        if not post:
-            return None
+def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
+    """Pools: SFT, RL and validation from the train posts (one row per post, alternating, so no post is
+    in two splits); test from the validation split."""
+    def prompt_of(row: dict[str, Any]) -> TextPrompt:
+        post = row["info"]["post"]
         summary = row["summaries"][row["choice"]]["text"].replace("\n", " ").strip()
         return TextPrompt(summary_prompt(post), references=(summary,), source=clean_post(post),
-                          id=f"summary:{(row.get('info') or {}).get('id') or _id(post)}")
+                          id=f"summary:{row['info'].get('id') or _id(post)}")
 
-    # One row per post (comparisons has several per post), then alternate: no post is in two splits.
     by_post: dict[str, TextPrompt] = {}
     for row in train_rows:
-        prompt = prompt_of(row)
-        if prompt is not None:
+        if summary_post_fits((row.get("info") or {}).get("post")):
+            prompt = prompt_of(row)
             by_post.setdefault(prompt.id, prompt)
     train = list(by_post.values())
     sft_part, rest = train[0::2], train[1::2]
     unique: dict[str, dict[str, Any]] = {}
     for row in eval_rows:
         info = row.get("info") or {}
-        post = info.get("post")
-        if info.get("id") is not None and post is not None and 100 < len(post) < 1200:
+        if info.get("id") is not None and summary_post_fits(info.get("post")):
             unique.setdefault(info["id"], row)
     test = [prompt_of(unique[key]) for key in sorted(unique)][:2000]
-    return MiniSplits(sft=[(p, p.references[0]) for p in _evenly(sft_part, n_sft)],
-                      rl=_evenly(rest[0::2], n_rl), validation=_evenly(rest[1::2], n_validation),
-                      test=[p for p in test if p is not None])
+    return MiniSplits(sft=[(p, p.references[0]) for p in sft_part], rl=rest[0::2], validation=rest[1::2], test=test)
 
 
 def passages_text(passages: Sequence[Sequence[str]]) -> str:

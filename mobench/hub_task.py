@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from mobench.errors import MobenchError
 from mobench.hub import Asset, load_rows, require
@@ -22,6 +22,27 @@ from mobench.training import SFTSettings
 
 if TYPE_CHECKING:
     from mobench.context import RunContext
+
+
+@dataclass(frozen=True)
+class LengthFilter:
+    """The reference code's token-length filter of one kind of text in some splits: an example is kept
+    when every tokenizer named counts `min_tokens` to `max_tokens` tokens in it.
+
+    `text`: "prompt", or "transcript" (the prompt followed by the reference reply: the SFT target for
+    SFT pairs, the first reference for prompts; with the policy's tokenizer, one more token for the EOS
+    that SFT appends). `tokenizers`: "policy", or "judges" (each objective judge's own tokenizer:
+    "remove some samples that the reward model can't handle")."""
+
+    splits: tuple[str, ...]
+    text: Literal["prompt", "transcript"]
+    tokenizers: Literal["policy", "judges"]
+    min_tokens: int
+    max_tokens: int
+
+    def describe(self) -> str:
+        return (f"{'/'.join(self.splits)}: {self.min_tokens}-{self.max_tokens} {self.tokenizers} tokens of the "
+                f"{self.text}")
 
 
 @dataclass(frozen=True)
@@ -51,8 +72,8 @@ class PaperTaskParams(TextTaskParams):
     n_rl: int = field(default=2000, metadata={"help": "RL prompts"})
     n_validation: int = field(default=200, metadata={"help": "validation prompts (γ, α, β selection)"})
     max_prompt_tokens: int = field(default=512, metadata={
-        "help": "prompts longer than this many policy tokens are dropped (the reference code filters hh-rlhf at "
-                "512); lowered to fit the policy's positions"})
+        "help": "prompts longer than this many policy tokens are dropped from every split (the reference code's "
+                "evaluation limit), besides the task's reference filters; lowered to fit the policy's positions"})
     decode_batch_size: int = field(default=16, metadata={
         "help": "prompts decoded at once (each model in play keeps a KV cache of this many rows)"})
     judge_models: tuple[str, ...] = field(default=(), metadata={
@@ -84,11 +105,15 @@ class HubTextTask(TextTask):
     default_dataset: ClassVar[str] = ""
     dataset_config: ClassVar[str | None] = None
     dataset_splits: ClassVar[tuple[str, str]] = ("train", "test")  # (training rows, evaluation rows)
-    data_version = "1"
+    data_version = "2"  # 2: the reference's length filters (`reference_filters`) apply before selection
     # 3: with lora_r > 0, RiC, MODPO and the value models train LoRA adapters (were full weights), so no
     # artifact built before is reused. 4: n_test prompts spread over the test split (were its first ones),
     # dialogue replies cut at an invented next turn, hh SFT targets after a space, the QA answer cue.
-    version = "4"
+    # 5: the reference's token-length filters, applied to each split's pool before n_sft/n_rl/n_validation
+    # examples are spread over it (were applied after, so fewer were used); summary posts unstripped.
+    version = "5"
+    # The reference code's filters besides `max_prompt_tokens` (tasks set their own).
+    reference_filters: ClassVar[tuple[LengthFilter, ...]] = ()
 
     # --- assets ----------------------------------------------------------------------------------
     @property
@@ -133,12 +158,12 @@ class HubTextTask(TextTask):
 
             self.params = dataclasses.replace(self.params, lora_r=self.preset.lora_r)
 
-    # --- data --------------------------------------------------------------------------------------
+    # --- data ---------------------------------------------------------------------------------------
     def splits(self) -> MiniSplits:
         return _cached_splits(self)[0]
 
     def load_splits(self) -> MiniSplits:
-        """Read the dataset (hub or local) and build the task's splits."""
+        """Read the dataset (hub or local) and build the task's pools of examples per split."""
         train_split, eval_split = self.dataset_splits
         source = self.dataset_source()
         return self.build_splits(load_rows(source, train_split, self.dataset_config),
@@ -146,6 +171,16 @@ class HubTextTask(TextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         raise NotImplementedError
+
+    def select(self, pools: MiniSplits) -> MiniSplits:
+        """`n_sft`, `n_rl` and `n_validation` examples spread evenly over each filtered pool (the test pool
+        is kept whole: `test_prompts` spreads `n_test` over it)."""
+        from mobench.data_paper import _evenly
+
+        p = self.params
+        return MiniSplits(sft=_evenly(pools.sft, p.n_sft), rl=_evenly(pools.rl, p.n_rl),
+                          validation=_evenly(pools.validation, p.n_validation), test=pools.test,
+                          extra_text=pools.extra_text)
 
     def test_prompts(self) -> list[TextPrompt]:
         """`n_test` prompts spread evenly over the test split: the reference code scores the whole split,
@@ -157,34 +192,48 @@ class HubTextTask(TextTask):
     def decode_config(self, **overrides: Any) -> Any:
         return super().decode_config(**{"batch_size": self.params.decode_batch_size, **overrides})
 
-    def fit_prompts(self, splits: MiniSplits) -> tuple[MiniSplits, dict[str, int]]:
-        """Drop the prompts longer than `max_prompt_tokens` policy tokens, as the reference code does
-        (hh-rlhf transcripts run to thousands of tokens); returns the splits and the number dropped per
-        split, which every results file records."""
+    def length_filters(self, positions: int | None) -> list[LengthFilter]:
+        """`max_prompt_tokens` (lowered to fit the policy's positions) on every split's prompts, then the
+        task's reference filters."""
+        cap = LengthFilter(("sft", "rl", "validation", "test"), "prompt", "policy", 1,
+                           self.limit_prompt_tokens(positions))
+        return [cap, *self.reference_filters]
+
+    def fit_prompts(self, pools: MiniSplits) -> tuple[MiniSplits, dict[str, Any]]:
+        """Drop the examples the length filters reject, as the reference code does (hh-rlhf transcripts
+        run to thousands of tokens); returns the pools and what was dropped per split and per filter,
+        which every results file records."""
         from transformers import AutoConfig, AutoTokenizer
 
         from mobench.decoding import max_positions
 
         source = self.policy_source()
-        limit = self.limit_prompt_tokens(max_positions(_pretrained(AutoConfig, source, "the policy's config")))
-        tokenizer = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
-
-        def fits(prompts: list[TextPrompt]) -> list[bool]:
-            if not prompts:
-                return []
-            lengths = [len(ids) for ids in tokenizer([p.text for p in prompts])["input_ids"]]
-            return [n <= limit for n in lengths]
-
-        sft_ok = fits([prompt for prompt, _ in splits.sft])
-        kept = {name: [p for p, ok in zip(getattr(splits, name), fits(getattr(splits, name))) if ok]
-                for name in ("rl", "validation", "test")}
-        dropped = {"over_tokens": limit, "sft": sft_ok.count(False),
-                   **{name: len(getattr(splits, name)) - len(kept[name]) for name in kept}}
-        for name in ("rl", "validation", "test"):
-            if not kept[name]:
-                raise MobenchError(f"{self.name}: no {name} prompt fits max_prompt_tokens={limit}")
-        return MiniSplits(sft=[pair for pair, ok in zip(splits.sft, sft_ok) if ok], extra_text=splits.extra_text,
-                          **kept), dropped
+        filters = self.length_filters(max_positions(_pretrained(AutoConfig, source, "the policy's config")))
+        policy = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
+        counters = {"policy": [lambda texts: [len(ids) for ids in policy(texts)["input_ids"]]],
+                    "judges": [judge.count_tokens for judge in self.judges if judge.counts_tokens]}
+        examples: dict[str, list[tuple[TextPrompt, str]]] = {
+            "sft": list(pools.sft), **{name: [(p, " " + p.references[0] if p.references else "")
+                                              for p in getattr(pools, name)] for name in ("rl", "validation", "test")}}
+        dropped: dict[str, Any] = {"over_tokens": filters[0].max_tokens,
+                                   "filters": {rule.describe(): 0 for rule in filters}}
+        for name in examples:
+            before = len(examples[name])
+            for rule in (r for r in filters if name in r.splits):
+                texts = [p.text if rule.text == "prompt" else p.text + target for p, target in examples[name]]
+                extra = 1 if rule.text == "transcript" and rule.tokenizers == "policy" else 0  # SFT's EOS
+                keep = [True] * len(texts)
+                for count in counters[rule.tokenizers]:
+                    keep = [k and rule.min_tokens <= n + extra <= rule.max_tokens
+                            for k, n in zip(keep, count(texts) if texts else [])]
+                dropped["filters"][rule.describe()] += keep.count(False)
+                examples[name] = [e for e, k in zip(examples[name], keep) if k]
+            dropped[name] = before - len(examples[name])
+            if not examples[name]:
+                raise MobenchError(f"{self.name}: no {name} example passes the length filters "
+                                   f"({'; '.join(r.describe() for r in filters if name in r.splits)})")
+        return MiniSplits(sft=examples["sft"], extra_text=pools.extra_text,
+                          **{name: [p for p, _ in examples[name]] for name in ("rl", "validation", "test")}), dropped
 
     def limit_prompt_tokens(self, positions: int | None) -> int:
         """`max_prompt_tokens`, lowered where a prompt plus `max_new_tokens` would pass the policy's
@@ -260,4 +309,5 @@ def _pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
 @lru_cache(maxsize=8)
 def _cached_splits(task: HubTextTask) -> tuple[MiniSplits, dict[str, int]]:
     require([a for a in task.assets() if a.kind == "dataset"])  # runs check every asset; data needs only this
-    return task.fit_prompts(task.load_splits())
+    pools, dropped = task.fit_prompts(task.load_splits())
+    return task.select(pools), dropped

@@ -16,6 +16,7 @@ import numpy as np
 
 from mobench.errors import MobenchError
 from mobench.fileio import atomic_write_text
+from mobench.judge import mean_score
 from mobench.progress import Reporter
 
 
@@ -136,7 +137,8 @@ def _pointwise(judge: Any, cells: dict[str, Any], prompts: list[Any], reporter: 
         for mu in sorted(by_mu):
             outputs = [s["output"] for s in by_mu[mu]["samples"][:n]]
             scores = np.asarray(judge.score(prompts, outputs), dtype=float)
-            points.append({"mu": list(mu), "mean": round(float(scores.mean()), 6), "std": round(float(scores.std()), 6)})
+            mean = mean_score(judge, prompts, outputs, scores)
+            points.append({"mu": list(mu), "mean": round(mean, 6), "std": round(float(scores.std()), 6)})
         methods_out[method] = {"points": points}
         reporter.log(f"{judge.name}: {method} scored at {len(points)} preferences")
     return {"kind": "pointwise", "methods": methods_out}

@@ -243,7 +243,7 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
         "data_sha": data_sha(plan.task),
         "mu": canonical(mu),
         "seed": plan.config.seed,
-        "rewards": scores.mean(axis=0).tolist(),
+        "rewards": plan.task.mean_rewards(prompts, outputs, scores).tolist(),
         "reward_std": scores.std(axis=0).tolist(),
         "n_samples": len(outputs),
         "output": plan.task.point_output(outputs),

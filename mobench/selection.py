@@ -34,7 +34,7 @@ def validation_front(ctx: RunContext, make_generator: Callable[[np.ndarray], Gen
     rewards = []
     for mu in prefs:
         outputs = make_generator(mu).generate(prompts)
-        rewards.append(ctx.task.score(prompts, outputs).mean(axis=0))
+        rewards.append(ctx.task.mean_rewards(prompts, outputs, ctx.task.score(prompts, outputs)))
     front = np.asarray(rewards)
     return float(hypervolume(front, np.asarray(ctx.task.reference_point))), front.round(6).tolist()
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from mobench.generator import Generator
-from mobench.judge import Judge
+from mobench.judge import Judge, weighted_mean
 from mobench.params import params_to_dict
 from mobench.registry import Component, judges
 
@@ -60,6 +60,16 @@ class Task(Component):
         """Rewards as an (n_samples x n_objectives) array, one judge per objective."""
         columns = [judge.score(prompts, outputs) for judge in self.judges]
         return np.asarray(columns, dtype=float).T.reshape(len(outputs), self.n_objectives)
+
+    def mean_rewards(self, prompts: Sequence[Any], outputs: Sequence[Any], scores: np.ndarray) -> np.ndarray:
+        """One cell's mean reward per objective from `score`'s array, as each judge aggregates
+        (`Judge.sample_weights`; most judges: a plain mean)."""
+        means = scores.mean(axis=0)
+        for i, judge in enumerate(self.judges):
+            weights = judge.sample_weights(prompts, outputs)
+            if weights is not None:
+                means[i] = weighted_mean(scores[:, i], weights)
+        return means
 
     @abstractmethod
     def evaluation_prompts(self) -> list[Any]:

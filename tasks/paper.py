@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mobench.data_paper import clean_dialogue_reply, hh_splits, qa_prompt, summary_splits
-from mobench.hub_task import HubTextTask, PaperTaskParams
+from mobench.hub_task import HubTextTask, LengthFilter, PaperTaskParams
 from mobench.registry import tasks
 from mobench.task import Objective
 from mobench.textdata import MiniSplits
@@ -49,10 +49,21 @@ class _HH(HubTextTask):
     default_dataset = "Anthropic/hh-rlhf"
     reference_point = (-10.0, -10.0)
     reference_point_note = "below every raw reward-model score the reference code reports"
+    # RiC (and MOD, Bone Soup): sft/utils.py build_dataset keeps transcripts + EOS of 8-512 policy tokens;
+    # ppo/utils.py build_dataset keeps RL prompts of 8-256 policy tokens whose whole transcript the reward
+    # model reads in 8-256 tokens; build_dataset_eval keeps test prompts of 8-512 tokens under the policy's
+    # and every reward model's tokenizer. (RiC's RL filter uses one reward model's tokenizer, the one
+    # trained on or the first named; the RL prompts here serve every objective's runs, so all of them.)
+    reference_filters = (
+        LengthFilter(("sft",), "transcript", "policy", 8, 512),
+        LengthFilter(("rl",), "prompt", "policy", 8, 256),
+        LengthFilter(("rl",), "transcript", "judges", 8, 256),
+        LengthFilter(("validation", "test"), "prompt", "policy", 8, 512),
+        LengthFilter(("validation", "test"), "prompt", "judges", 8, 512),
+    )
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
-        p = self.params
-        return hh_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
+        return hh_splits(train_rows, eval_rows)
 
     def clean_reply(self, text: str) -> str:
         return clean_dialogue_reply(text)
@@ -83,10 +94,15 @@ class Summary(HubTextTask):
     dataset_splits = ("train", "validation")
     reference_point = (-10.0, -10.0)
     reference_point_note = "below every raw reward-model score the reference code reports"
+    # RiC's build_dataset_summary (sft/ and ppo/utils.py): SFT transcripts + EOS and prompts of 8-512
+    # policy tokens (its reward-model tokenizer argument is unused there).
+    reference_filters = (
+        LengthFilter(("sft",), "transcript", "policy", 8, 512),
+        LengthFilter(("rl", "validation", "test"), "prompt", "policy", 8, 512),
+    )
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
-        p = self.params
-        return summary_splits(train_rows, eval_rows, p.n_sft, p.n_rl, p.n_validation)
+        return summary_splits(train_rows, eval_rows)
 
     def clean_reply(self, text: str) -> str:
         return clean_dialogue_reply(text)  # the reference evaluation cleans summaries the same way
@@ -104,17 +120,16 @@ class _LFQA(HubTextTask):
         return self.params.dataset or "./qa_feedback/data"
 
     def load_splits(self) -> MiniSplits:
-        """Four files: train_1k (SFT), train (RL prompts), dev (validation), test."""
-        from mobench.data_paper import _evenly
+        """Four files: train_1k (SFT), train (RL prompts), dev (validation), test. FineGrainedRLHF truncates
+        its T5 inputs at 1024 tokens rather than dropping any; a causal policy needs the answer cue at
+        the end, so prompts over `max_prompt_tokens` are dropped instead (counted in the results)."""
         from mobench.hub import load_rows
 
         source = self.dataset_source()
         rows = {name: load_rows(source, name) for name in ("train_1k", "train", "dev", "test")}
-        p = self.params
         sft = [(qa_prompt(r), qa_prompt(r).references[0]) for r in rows["train_1k"] if r.get("answer")]
-        return MiniSplits(sft=_evenly(sft, p.n_sft), rl=_evenly([qa_prompt(r) for r in rows["train"]], p.n_rl),
-                          validation=_evenly([qa_prompt(r) for r in rows["dev"]], p.n_validation),
-                          test=[qa_prompt(r) for r in rows["test"]])
+        return MiniSplits(sft=sft, rl=[qa_prompt(r) for r in rows["train"]],
+                          validation=[qa_prompt(r) for r in rows["dev"]], test=[qa_prompt(r) for r in rows["test"]])
 
 
 FACTUALITY = Objective("factuality", "fg-factuality")

@@ -43,6 +43,7 @@ def long_post(i: int) -> str:
 def write_summary(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     train = [summary_row(i, long_post(i), choice=i % 2) for i in range(30)]
+    train += [summary_row(40, "too short"), summary_row(41, None), summary_row(42, "y " * 600)]  # RiC drops these
     validation = [summary_row(7, long_post(7)), summary_row(3, long_post(3)), summary_row(7, long_post(7)),
                   summary_row(5, "too short"), summary_row(4, None), summary_row(9, "x" * 1300),
                   summary_row(1, long_post(1))]

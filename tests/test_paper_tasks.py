@@ -42,20 +42,27 @@ def test_replies_are_cut_at_an_invented_next_turn():
 
 
 def test_summary_prompt_by_hand():
+    # RiC replaces the post's newlines with spaces and strips nothing.
     assert summary_prompt("My cat\nwon't eat.\n") == ("### Instruction: Generate a one-sentence summary of this post. "
-                                                     "### Input: My cat won't eat. ### Response: ")
+                                                     "### Input: My cat won't eat.  ### Response: ")
+
+
+def _hh_spec(data: Path, models: dict[str, Path]) -> str:
+    """hh2 on the fixtures, judges included: the reference's length filters read their tokenizers."""
+    return (f"hh2:dataset={data}:policy={models['policy']}:"
+            f"judge_models=[helpful={models['gpt2-rm']},humor={models['humor']}]")
 
 
 def test_hh_task_reads_local_rows(tmp_path, models):
     data = write_hh(tmp_path / "hh")
-    task = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
+    task = tasks.create(f"{_hh_spec(data, models)}:n_sft=8:n_rl=5:n_validation=3:n_test=3")
     splits = task.splits()
     assert len(splits.sft) == 8 and len(splits.rl) == 5 and len(splits.validation) == 3
     # Test = every 4th test row; the evaluation takes n_test of them spread over the split (hh-rlhf's
     # test split starts with thousands of red-team rows).
     assert [p.text.split("number ")[1].split(" ")[0] for p in splits.test] == ["1000", "1004", "1008", "1012"]
     assert [p.id for p in task.evaluation_prompts()] == [splits.test[i].id for i in (0, 1, 2)]
-    spread = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3:n_test=2")
+    spread = tasks.create(f"{_hh_spec(data, models)}:n_sft=8:n_rl=5:n_validation=3:n_test=2")
     assert [p.id for p in spread.evaluation_prompts()] == [splits.test[0].id, splits.test[2].id]
     assert task.decode_config().batch_size == 16 and task.decode_config(batch_size=4).batch_size == 4
     prompt, reply = splits.sft[0]
@@ -74,7 +81,7 @@ def test_long_prompts_are_dropped_and_counted(tmp_path, models):
     long_row["chosen"] = "\n\nHuman: why did the dog sit on the mat?" * 12 + long_row["chosen"]
     (data / "test.jsonl").write_text("\n".join([json.dumps(long_row)] + rows[1:]) + "\n")
     tokenizer = AutoTokenizer.from_pretrained(models["policy"])
-    spec = f"hh2:dataset={data}:policy={models['policy']}:n_sft=8:n_rl=5:n_validation=3"
+    spec = f"{_hh_spec(data, models)}:n_sft=8:n_rl=5:n_validation=3"
     full = tasks.create(spec).splits()
     lengths = [len(tokenizer(p.text)["input_ids"]) for p in full.test]
     limit = sorted(lengths)[-2]  # only the long transcript is longer
@@ -84,13 +91,50 @@ def test_long_prompts_are_dropped_and_counted(tmp_path, models):
     dropped = task.describe()["dropped_prompts"]
     assert dropped["over_tokens"] == limit
     assert dropped["test"] == len(full.test) - len(splits.test) == sum(n > limit for n in lengths) > 0
+    assert dropped["filters"][f"sft/rl/validation/test: 1-{limit} policy tokens of the prompt"] == dropped["test"]
     # The fixture policy has 512 positions: the new tokens lower the limit the same way.
     lowered = tasks.create(f"{spec}:max_new_tokens={512 - limit}").describe()["dropped_prompts"]
     assert lowered["over_tokens"] == limit and lowered["test"] == 1
-    with pytest.raises(MobenchError, match="no rl prompt fits max_prompt_tokens=12"):
+    with pytest.raises(MobenchError, match="no sft example passes the length filters .*1-12 policy tokens"):
         tasks.create(f"{spec}:max_new_tokens=500").splits()
     with pytest.raises(MobenchError, match="leaves no room for a prompt"):
         tasks.create(f"{spec}:max_new_tokens=512").splits()
+
+
+def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models):
+    """RiC's hh filters (sft/utils.py, ppo/utils.py): SFT transcripts + EOS of 8-512 policy tokens, RL
+    prompts of 8-256 policy tokens whose transcript every reward model reads in 8-256 tokens, test
+    prompts of 8-512 tokens under every tokenizer; n_rl examples are then spread over what is left."""
+    import dataclasses
+
+    from mobench.hub_task import LengthFilter
+
+    data = write_hh(tmp_path / "hh", n_train=60)
+    rows = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    for i in (1, 3, 5, 7):  # odd rows feed RL and validation: make some transcripts long
+        rows[i]["chosen"] = rows[i]["chosen"] + " The chicken ran." * 90
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    task = tasks.create(f"{_hh_spec(data, models)}:n_sft=10:n_rl=6:n_validation=3")
+    rules = {rule.describe(): rule for rule in task.reference_filters}
+    assert set(rules) >= {"sft: 8-512 policy tokens of the transcript", "rl: 8-256 policy tokens of the prompt",
+                          "rl: 8-256 judges tokens of the transcript", "validation/test: 8-512 judges tokens of the prompt"}
+    splits, dropped = task.splits(), task.describe()["dropped_prompts"]
+    assert dropped["filters"]["rl: 8-256 judges tokens of the transcript"] >= 1
+    assert len(splits.rl) == 6 and len(splits.sft) == 10 and len(splits.validation) == 3  # selected after filtering
+    for judge in task.judges:
+        counts = judge.count_tokens([p.text + " " + p.references[0] for p in splits.rl])
+        assert all(8 <= n <= 256 for n in counts)
+    # The same filter with a bound that only some transcripts pass, checked against each judge's own counts.
+    pools = task.load_splits()
+    texts = [p.text + " " + p.references[0] for p in pools.rl]
+    counts = [task.judges[0].count_tokens(texts), task.judges[1].count_tokens(texts)]
+    bound = sorted(max(a, b) for a, b in zip(*counts))[len(texts) // 2]
+    task.reference_filters = (LengthFilter(("rl",), "transcript", "judges", 1, bound),)
+    kept, report = task.fit_prompts(pools)
+    expected = [p.id for p, a, b in zip(pools.rl, *counts) if max(a, b) <= bound]
+    assert [p.id for p in kept.rl] == expected and report["rl"] == len(pools.rl) - len(expected) > 0
+    assert dataclasses.replace(task.reference_filters[0], min_tokens=2).describe() == \
+        f"rl: 2-{bound} judges tokens of the transcript"
 
 
 def test_a_policy_folder_that_cannot_be_loaded_is_a_clear_error(tmp_path):
@@ -129,6 +173,9 @@ def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path, mo
         i = int(prompt.id.split("_")[1])
         assert reply == f"summary {'AB'[i % 2]} of {i}"
     assert len(splits.sft) == 6 and {int(p.id.split("_")[1]) % 2 for p in splits.rl} == {1}
+    # Training posts pass RiC's 100-1200 character filter too (no short, missing or over-long post).
+    used = {p.id for p in splits.rl + splits.validation} | {p.id for p, _ in splits.sft}
+    assert not used & {"summary:t3_00040", "summary:t3_00041", "summary:t3_00042"}
 
 
 def test_qa_task_reads_the_four_files(tmp_path, models):
@@ -210,6 +257,19 @@ def test_fine_grained_segments_and_scores(models):
         scores = judge.score([prompt] * 2, answers)
         assert 0.0 <= scores[0] <= 1.0 and scores[1] == 0.0
         assert scores == judge.score([prompt] * 2, answers)
+    # A cell pools segments as FineGrainedRLHF's aggregate_metrics does: Σ correct / Σ segments, so the
+    # empty answer (no segment) does not halve the mean, and a longer answer counts more.
+    assert fact.sample_weights([prompt] * 2, answers) == [2.0, 0.0]
+    assert rel.sample_weights([prompt] * 2, answers) == [float(len(rel.segments(answers[0]))), 0.0]
+    three = answers + ["The dog ran."]
+    task = tasks.create("lfqa-fr")
+    task.__dict__["judges"] = [fact, rel]  # the fixtures' models, without loading the task's data
+    scores = task.score([prompt] * 3, three)
+    pooled = task.mean_rewards([prompt] * 3, three, scores)
+    assert pooled[0] == pytest.approx((2 * scores[0, 0] + scores[2, 0]) / 3)
+    assert pooled[1] == pytest.approx((rel.sample_weights([prompt], three[:1])[0] * scores[0, 1] + scores[2, 1])
+                                      / (rel.sample_weights([prompt], three[:1])[0] + 1))
+    assert task.mean_rewards([prompt], [""], task.score([prompt], [""])).tolist() == [0.0, 0.0]
     comp = judges.create(f"fg-completeness:model={models['comp']}")
     raw = _manual(models["comp"], "AutoModelForSequenceClassification",
                   f"question: Where did the cat sit? context: wikipage: Cats text: The cat sat on the mat. "
@@ -222,8 +282,7 @@ def test_fine_grained_segments_and_scores(models):
 
 def test_paper_task_runs_end_to_end_offline_on_local_copies(cli, models, tmp_path):
     data = write_hh(tmp_path / "hh")
-    spec = (f"hh2:dataset={data}:policy={models['policy']}:judge_models=[helpful={models['gpt2-rm']},"
-            f"humor={models['humor']}]:sft_steps=2:rl_steps=1:n_sft=8:n_rl=4:n_validation=2:max_new_tokens=6")
+    spec = f"{_hh_spec(data, models)}:sft_steps=2:rl_steps=1:n_sft=8:n_rl=4:n_validation=2:max_new_tokens=6"
     result = cli("-q", "run", "--task", spec, "--methods", "sft,rs,mod", "--grid", "2", "--limit", "2",
                  "--offline", "--out", "run")
     assert result.code == 0, result.err
@@ -261,7 +320,7 @@ def test_sft_and_ric_fine_tuning_train_lora_adapters_and_merge_them_when_the_tas
     from mobench.context import RunContext
 
     data = write_hh(tmp_path / "hh")
-    task = tasks.create(f"hh2:dataset={data}:policy={models['policy']}:lora_r=4:sft_steps=3:n_sft=8:n_rl=4:"
+    task = tasks.create(f"{_hh_spec(data, models)}:lora_r=4:sft_steps=3:n_sft=8:n_rl=4:"
                         f"n_validation=2:max_new_tokens=6")
     ctx = RunContext(task, 0, ArtifactStore(tmp_path / "home"))
     state = task.initial_policy(ctx)
