@@ -17,7 +17,10 @@ from pathlib import Path
 
 
 def check(path: Path, method: str) -> list[str]:
-    results = json.loads(path.read_text())
+    try:
+        results = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [f"{path}: not a results.json file"]
     methods = results["methods"]
     if "sft" not in methods or method not in methods:
         return [f"{path}: needs `sft` and `{method}` in the same run"]
