@@ -63,11 +63,14 @@ class RewardModelJudge(Judge):
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
+            from mobench.hub_task import checked_tokenizer
+
+            what = f"the tokenizer of judge {self.name!r}"
             try:
                 tokenizer = AutoTokenizer.from_pretrained(self.params.model)
             except (OSError, ValueError) as exc:
-                raise MobenchError(f"cannot load the tokenizer of judge {self.name!r} from {self.params.model!r}: "
-                                   f"{str(exc).splitlines()[0]}") from None
+                raise MobenchError(f"cannot load {what} from {self.params.model!r}: {str(exc).splitlines()[0]}") from None
+            checked_tokenizer(tokenizer, self.params.model, what)
             if tokenizer.pad_token is None:  # GPT-2 reward models ship without one
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "right"
@@ -75,7 +78,9 @@ class RewardModelJudge(Judge):
         return self._tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.tokenizer()(list(texts))["input_ids"]]
+        from mobench.hub_task import count_tokens
+
+        return count_tokens(self.tokenizer(), list(texts))
 
     def inputs(self, prompts: Sequence[Any], outputs: Sequence[str]) -> tuple[list[str], list[str] | None]:
         """(texts, text pairs or None) handed to the tokenizer."""

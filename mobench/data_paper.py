@@ -13,8 +13,8 @@ token-length filters (`LengthFilter`) and spreads the requested number of exampl
 * summarize_from_feedback (`comparisons`): posts of 100–1200 characters (measured before newlines are
   replaced, in every split), and the prompt
   "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
-  with the post's newlines replaced by spaces (not stripped, as RiC builds it); the SFT target is the
-  preferred summary. Evaluation: the validation split, one row per post id (sorted by id), the first 2000.
+  with the post's newlines replaced by spaces (not stripped, as RiC builds it; the judges read it
+  stripped, as RiC's `get_post` gives it); the SFT target is the preferred summary. Evaluation: the validation split, one row per post id (sorted by id), the first 2000.
 * FineGrainedRLHF qa_feedback (local JSON files of the repo's tasks/qa_feedback/data): `text` is the
   prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
   [[title, sentence, …], …] the evidence, `question` the question. The reference policy is T5 (an
@@ -51,6 +51,14 @@ def split_hh(transcript: str) -> tuple[str, str]:
     if len(parts) < 2:
         raise MobenchError(f"not an hh-rlhf transcript (no {ASSISTANT!r}): {transcript[:60]!r}")
     return ASSISTANT.join(parts[:-1]) + " " + ASSISTANT, parts[-1].strip()
+
+
+def hh_transcript(prompt: str, reply: str) -> str:
+    """The transcript `split_hh` took apart (what RiC's length filters measure), but for whitespace
+    after the reply, which the split strips."""
+    if not prompt.endswith(" " + ASSISTANT):
+        raise MobenchError(f"not an hh prompt (no final {' ' + ASSISTANT!r}): {prompt[-60:]!r}")
+    return prompt[:-len(" " + ASSISTANT)] + ASSISTANT + " " + reply.strip()
 
 
 def summary_prompt(post: str) -> str:
@@ -104,7 +112,8 @@ def summary_splits(train_rows: list[dict[str, Any]], eval_rows: list[dict[str, A
     def prompt_of(row: dict[str, Any]) -> TextPrompt:
         post = row["info"]["post"]
         summary = row["summaries"][row["choice"]]["text"].replace("\n", " ").strip()
-        return TextPrompt(summary_prompt(post), references=(summary,), source=clean_post(post),
+        # The judges read the post stripped (RiC's get_post); the prompt keeps it as built.
+        return TextPrompt(summary_prompt(post), references=(summary,), source=clean_post(post).strip(),
                           id=f"summary:{row['info'].get('id') or _id(post)}")
 
     by_post: dict[str, TextPrompt] = {}

@@ -199,41 +199,51 @@ class HubTextTask(TextTask):
                            self.limit_prompt_tokens(positions))
         return [cap, *self.reference_filters]
 
+    def transcript(self, prompt: TextPrompt, reply: str) -> str:
+        """The text a "transcript" filter measures: the prompt followed by `reply` (an SFT pair's
+        target; elsewhere the first reference). Tasks rebuild their dataset's own text here."""
+        return prompt.text + reply
+
     def fit_prompts(self, pools: MiniSplits) -> tuple[MiniSplits, dict[str, Any]]:
         """Drop the examples the length filters reject, as the reference code does (hh-rlhf transcripts
         run to thousands of tokens); returns the pools and what was dropped per split and per filter,
-        which every results file records."""
-        from transformers import AutoConfig, AutoTokenizer
+        which every results file records. Each text is counted once per tokenizer."""
+        from transformers import AutoConfig
 
         from mobench.decoding import max_positions
 
         source = self.policy_source()
         filters = self.length_filters(max_positions(_pretrained(AutoConfig, source, "the policy's config")))
-        policy = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
-        counters = {"policy": [lambda texts: [len(ids) for ids in policy(texts)["input_ids"]]],
+        policy = policy_tokenizer(source)
+        counters = {"policy": [lambda texts: count_tokens(policy, texts)],
                     "judges": [judge.count_tokens for judge in self.judges if judge.counts_tokens]}
-        examples: dict[str, list[tuple[TextPrompt, str]]] = {
-            "sft": list(pools.sft), **{name: [(p, " " + p.references[0] if p.references else "")
-                                              for p in getattr(pools, name)] for name in ("rl", "validation", "test")}}
         dropped: dict[str, Any] = {"over_tokens": filters[0].max_tokens,
                                    "filters": {rule.describe(): 0 for rule in filters}}
-        for name in examples:
-            before = len(examples[name])
+        if any(r.tokenizers == "judges" for r in filters) and not counters["judges"]:
+            dropped["unapplied"] = "no objective judge has a tokenizer: the judges' filters kept everything"
+        kept: dict[str, list[Any]] = {}
+        for name in ("sft", "rl", "validation", "test"):
+            pool = getattr(pools, name)
+            pairs = pool if name == "sft" else [(p, p.references[0] if p.references else "") for p in pool]
+            texts = {"prompt": [p.text for p, _ in pairs], "transcript": [self.transcript(p, r) for p, r in pairs]}
+            counted: dict[tuple[str, int], list[int]] = {}
+            keep = [True] * len(pool)
             for rule in (r for r in filters if name in r.splits):
-                texts = [p.text if rule.text == "prompt" else p.text + target for p, target in examples[name]]
-                extra = 1 if rule.text == "transcript" and rule.tokenizers == "policy" else 0  # SFT's EOS
-                keep = [True] * len(texts)
+                extra = 1 if rule.text == "transcript" and rule.tokenizers == "policy" else 0  # the EOS SFT appends
+                before = keep.count(True)
                 for count in counters[rule.tokenizers]:
-                    keep = [k and rule.min_tokens <= n + extra <= rule.max_tokens
-                            for k, n in zip(keep, count(texts) if texts else [])]
-                dropped["filters"][rule.describe()] += keep.count(False)
-                examples[name] = [e for e, k in zip(examples[name], keep) if k]
-            dropped[name] = before - len(examples[name])
-            if not examples[name]:
-                raise MobenchError(f"{self.name}: no {name} example passes the length filters "
-                                   f"({'; '.join(r.describe() for r in filters if name in r.splits)})")
-        return MiniSplits(sft=examples["sft"], extra_text=pools.extra_text,
-                          **{name: [p for p, _ in examples[name]] for name in ("rl", "validation", "test")}), dropped
+                    key = (rule.text, id(count) if rule.tokenizers == "judges" else 0)
+                    if key not in counted:
+                        counted[key] = count(texts[rule.text]) if pool else []
+                    keep = [k and rule.min_tokens <= n + extra <= rule.max_tokens for k, n in zip(keep, counted[key])]
+                dropped["filters"][rule.describe()] += before - keep.count(True)
+            kept[name] = [example for example, k in zip(pool, keep) if k]
+            dropped[name] = len(pool) - len(kept[name])
+            if not kept[name]:
+                why = (f"none passes the length filters ({'; '.join(r.describe() for r in filters if name in r.splits)})"
+                       if pool else "the dataset gives none")
+                raise MobenchError(f"{self.name}: no {name} example: {why}")
+        return MiniSplits(extra_text=pools.extra_text, **kept), dropped
 
     def limit_prompt_tokens(self, positions: int | None) -> int:
         """`max_prompt_tokens`, lowered where a prompt plus `max_new_tokens` would pass the policy's
@@ -281,10 +291,10 @@ class HubTextTask(TextTask):
     def base_model(self, ctx: RunContext) -> tuple[Any, Any]:
         """The pretrained policy in fp32 (SFT trains it: bf16 weights would lose most updates)."""
         import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         source = self.policy_source()
-        tokenizer = _pretrained(AutoTokenizer, source, "the policy's tokenizer")
+        tokenizer = policy_tokenizer(source)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -297,6 +307,32 @@ class HubTextTask(TextTask):
         return model, tokenizer
 
 
+def count_tokens(tokenizer: Any, texts: list[str], chunk: int = 1000) -> list[int]:
+    """Tokens of each text as `tokenizer(text)` encodes it (special tokens included, like the reference's
+    `encode`), in chunks and without attention masks: pools run to ~10⁵ transcripts."""
+    counts: list[int] = []
+    for start in range(0, len(texts), chunk):
+        encoded = tokenizer(texts[start:start + chunk], return_attention_mask=False, verbose=False)
+        counts += [len(ids) for ids in encoded["input_ids"]]
+    return counts
+
+
+def checked_tokenizer(tokenizer: Any, source: str, what: str) -> Any:
+    """`tokenizer`, or a clear error when it encodes nothing (transformers builds an empty tokenizer from
+    a model folder saved without its tokenizer files)."""
+    if not tokenizer("hello world", verbose=False)["input_ids"]:
+        raise MobenchError(f"{what} from {source!r} encodes text as nothing: the folder lacks its tokenizer files "
+                           "(save the tokenizer beside the model)")
+    return tokenizer
+
+
+def policy_tokenizer(source: str) -> Any:
+    from transformers import AutoTokenizer
+
+    what = "the policy's tokenizer"
+    return checked_tokenizer(_pretrained(AutoTokenizer, source, what), source, what)
+
+
 def _pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
     """`loader.from_pretrained(source)`, with a clear error for a gated, private or broken model."""
     try:
@@ -307,7 +343,10 @@ def _pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _cached_splits(task: HubTextTask) -> tuple[MiniSplits, dict[str, int]]:
-    require([a for a in task.assets() if a.kind == "dataset"])  # runs check every asset; data needs only this
+def _cached_splits(task: HubTextTask) -> tuple[MiniSplits, dict[str, Any]]:
+    # Building the data reads the dataset and the policy's tokenizer, and the judges' tokenizers where a
+    # length filter counts with them (runs check every asset; `mobench judge` needs the data too).
+    reads_judges = any(rule.tokenizers == "judges" for rule in task.reference_filters)
+    require([a for a in task.assets() if reads_judges or a.role in ("dataset", "policy base model")])
     pools, dropped = task.fit_prompts(task.load_splits())
     return task.select(pools), dropped

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mobench.data_paper import clean_dialogue_reply, hh_splits, qa_prompt, summary_splits
+from mobench.data_paper import clean_dialogue_reply, hh_splits, hh_transcript, qa_prompt, summary_splits
 from mobench.hub_task import HubTextTask, LengthFilter, PaperTaskParams
 from mobench.registry import tasks
 from mobench.task import Objective
-from mobench.textdata import MiniSplits
+from mobench.textdata import MiniSplits, TextPrompt
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,9 @@ class _HH(HubTextTask):
 
     def build_splits(self, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> MiniSplits:
         return hh_splits(train_rows, eval_rows)
+
+    def transcript(self, prompt: TextPrompt, reply: str) -> str:
+        return hh_transcript(prompt.text, reply)
 
     def clean_reply(self, text: str) -> str:
         return clean_dialogue_reply(text)

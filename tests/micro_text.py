@@ -49,6 +49,15 @@ class MicroShort(Judge):
         return [0.0 if not str(o).strip() else 1.0 - min(len(str(o)), 40) / 40 for o in outputs]
 
 
+@judges.register("micro-long-pooled")
+class MicroLongPooled(MicroLong):
+    """Micro judge: micro-long, with a cell's mean weighted by each reply's words (as FineGrainedRLHF
+    pools segment ratios by segment count)."""
+
+    def sample_weights(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[float]:
+        return [float(len(str(o).split())) for o in outputs]
+
+
 @tasks.register("micro-text")
 class MicroText(TextTask):
     """A micro text task for tests (long vs short replies)."""
@@ -66,3 +75,10 @@ class MicroText(TextTask):
 
 
 MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
+
+
+@tasks.register("micro-pooled")
+class MicroPooled(MicroText):
+    """The micro text task with a judge whose cell means are weighted (micro-long-pooled)."""
+
+    objectives = (Objective("long", "micro-long-pooled"), Objective("short", "micro-short"))

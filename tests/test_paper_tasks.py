@@ -13,7 +13,8 @@ torch = pytest.importorskip("torch")
 from paper_fixtures import (save_bart_classifier, save_causal_policy, save_distilbert_classifier,  # noqa: E402
                             save_gpt2_classifier, save_longformer, write_hh, write_qa, write_summary)
 
-from mobench.data_paper import clean_dialogue_reply, qa_context, qa_question, split_hh, summary_prompt  # noqa: E402
+from mobench.data_paper import (clean_dialogue_reply, hh_transcript, qa_context, qa_question,  # noqa: E402
+                                split_hh, summary_prompt)
 from mobench.errors import MobenchError  # noqa: E402
 from mobench.registry import judges, tasks  # noqa: E402
 from mobench.textdata import TextPrompt  # noqa: E402
@@ -31,6 +32,10 @@ def test_hh_split_matches_the_reference_code_by_hand():
     assert split_hh("\n\nHuman: Is it a giant\n\nAssistant: Yes.")[0] == "\n\nHuman: Is it a giant \n\nAssistant:"
     with pytest.raises(MobenchError, match="not an hh-rlhf transcript"):
         split_hh("Human: no assistant turn")
+    # What RiC's length filters measure: the transcript itself, rebuilt from the split.
+    assert hh_transcript(*split_hh(transcript)) == transcript.rstrip()
+    with pytest.raises(MobenchError, match="not an hh prompt"):
+        hh_transcript("Human: hi", "hello")
 
 
 def test_replies_are_cut_at_an_invented_next_turn():
@@ -95,7 +100,8 @@ def test_long_prompts_are_dropped_and_counted(tmp_path, models):
     # The fixture policy has 512 positions: the new tokens lower the limit the same way.
     lowered = tasks.create(f"{spec}:max_new_tokens={512 - limit}").describe()["dropped_prompts"]
     assert lowered["over_tokens"] == limit and lowered["test"] == 1
-    with pytest.raises(MobenchError, match="no sft example passes the length filters .*1-12 policy tokens"):
+    assert sum(dropped["filters"].values()) == sum(dropped[name] for name in ("sft", "rl", "validation", "test"))
+    with pytest.raises(MobenchError, match="no sft example: none passes the length filters .*1-12 policy tokens"):
         tasks.create(f"{spec}:max_new_tokens=500").splits()
     with pytest.raises(MobenchError, match="leaves no room for a prompt"):
         tasks.create(f"{spec}:max_new_tokens=512").splits()
@@ -107,6 +113,8 @@ def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models)
     prompts of 8-512 tokens under every tokenizer; n_rl examples are then spread over what is left."""
     import dataclasses
 
+    from transformers import AutoTokenizer
+
     from mobench.hub_task import LengthFilter
 
     data = write_hh(tmp_path / "hh", n_train=60)
@@ -114,6 +122,10 @@ def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models)
     for i in (1, 3, 5, 7):  # odd rows feed RL and validation: make some transcripts long
         rows[i]["chosen"] = rows[i]["chosen"] + " The chicken ran." * 90
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows = [json.loads(line) for line in (data / "test.jsonl").read_text().splitlines()]
+    for i in (0, 4):  # test prompts of two lengths (the test split keeps every 4th row)
+        rows[i]["chosen"] = rows[i]["chosen"].replace("Tell me a joke", "Please tell me a long and funny joke")
+    (data / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     task = tasks.create(f"{_hh_spec(data, models)}:n_sft=10:n_rl=6:n_validation=3")
     rules = {rule.describe(): rule for rule in task.reference_filters}
     assert set(rules) >= {"sft: 8-512 policy tokens of the transcript", "rl: 8-256 policy tokens of the prompt",
@@ -122,19 +134,48 @@ def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models)
     assert dropped["filters"]["rl: 8-256 judges tokens of the transcript"] >= 1
     assert len(splits.rl) == 6 and len(splits.sft) == 10 and len(splits.validation) == 3  # selected after filtering
     for judge in task.judges:
-        counts = judge.count_tokens([p.text + " " + p.references[0] for p in splits.rl])
+        counts = judge.count_tokens([hh_transcript(p.text, p.references[0]) for p in splits.rl])
         assert all(8 <= n <= 256 for n in counts)
-    # The same filter with a bound that only some transcripts pass, checked against each judge's own counts.
+    assert sum(dropped["filters"].values()) == sum(dropped[name] for name in ("sft", "rl", "validation", "test"))
+    # Each rule against each tokenizer's own counts of the very text RiC measures, at its bounds.
     pools = task.load_splits()
-    texts = [p.text + " " + p.references[0] for p in pools.rl]
-    counts = [task.judges[0].count_tokens(texts), task.judges[1].count_tokens(texts)]
-    bound = sorted(max(a, b) for a, b in zip(*counts))[len(texts) // 2]
+    transcripts = [hh_transcript(p.text, p.references[0]) for p in pools.rl]
+    counts = [judge.count_tokens(transcripts) for judge in task.judges]
+    bound = sorted(max(a, b) for a, b in zip(*counts))[len(transcripts) // 2]
     task.reference_filters = (LengthFilter(("rl",), "transcript", "judges", 1, bound),)
     kept, report = task.fit_prompts(pools)
     expected = [p.id for p, a, b in zip(pools.rl, *counts) if max(a, b) <= bound]
     assert [p.id for p in kept.rl] == expected and report["rl"] == len(pools.rl) - len(expected) > 0
+    fewest = [min(a, b) for a, b in zip(*[judge.count_tokens([p.text for p in pools.test]) for judge in task.judges])]
+    low = max(fewest)  # a prompt needs `low` tokens under every judge's tokenizer
+    task.reference_filters = (LengthFilter(("test",), "prompt", "judges", low, 512),)
+    kept, report = task.fit_prompts(pools)
+    assert [p.id for p in kept.test] == [p.id for p, n in zip(pools.test, fewest) if n >= low]
+    assert 0 < report["test"] < len(pools.test)
+    # SFT counts the EOS it appends: a transcript of n tokens needs a bound of n + 1.
+    policy = AutoTokenizer.from_pretrained(models["policy"])
+    first = len(policy(hh_transcript(pools.sft[0][0].text, pools.sft[0][1]))["input_ids"])
+    task.reference_filters = (LengthFilter(("sft",), "transcript", "policy", 1, first),)
+    assert pools.sft[0] not in task.fit_prompts(pools)[0].sft
+    task.reference_filters = (LengthFilter(("sft",), "transcript", "policy", 1, first + 1),)
+    assert pools.sft[0] in task.fit_prompts(pools)[0].sft
     assert dataclasses.replace(task.reference_filters[0], min_tokens=2).describe() == \
-        f"rl: 2-{bound} judges tokens of the transcript"
+        f"sft: 2-{first + 1} policy tokens of the transcript"
+
+
+def test_a_judge_folder_without_its_tokenizer_is_a_clear_error(tmp_path, models):
+    import shutil
+
+    bare = tmp_path / "bare-rm"
+    bare.mkdir()
+    shutil.copy(models["gpt2-rm"] / "config.json", bare / "config.json")
+    data = write_hh(tmp_path / "hh")
+    spec = f"hh2:dataset={data}:policy={models['policy']}:judge_models=[helpful={bare},humor={models['humor']}]"
+    with pytest.raises(MobenchError, match="encodes text as nothing"):
+        tasks.create(spec).splits()
+    missing = f"hh2:dataset={data}:policy={models['policy']}:judge_models=[helpful=/nowhere/rm,humor={models['humor']}]"
+    with pytest.raises(MobenchError, match="(?s)not reachable.*/nowhere/rm.*judge_models=\\[helpful=PATH\\]"):
+        tasks.create(missing).splits()  # the data needs the judges' tokenizers: named before any loading
 
 
 def test_a_policy_folder_that_cannot_be_loaded_is_a_clear_error(tmp_path):
@@ -168,7 +209,9 @@ def test_summary_task_filters_and_deduplicates_the_evaluation_posts(tmp_path, mo
     assert [p.id for p in splits.test] == ["summary:t3_00001", "summary:t3_00003", "summary:t3_00007"]
     first = splits.test[0]
     assert first.text.startswith("### Instruction: Generate a one-sentence summary of this post. ### Input: My cat")
-    assert "\n" not in first.text and first.source == first.text.split("### Input: ")[1].split(" ### Response")[0]
+    # The prompt keeps the post as RiC builds it; the judges read it stripped (RiC's get_post).
+    assert "\n" not in first.text and first.source == first.text.split("### Input: ")[1].split("### Response")[0].strip()
+    assert first.text.split("### Input: ")[1].endswith("dog.  ### Response: ")
     for prompt, reply in splits.sft:  # the preferred summary (choice = i % 2), newline-free
         i = int(prompt.id.split("_")[1])
         assert reply == f"summary {'AB'[i % 2]} of {i}"

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 
+import pytest
+
 from conftest import REPO
 
 PLUGIN = str(REPO / "tests" / "micro_text.py")
@@ -46,6 +48,22 @@ def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     info = json.loads(manifests[0].read_text())["info"]
     assert info["settings"]["algorithm"].startswith("grpo") and info["curve"]
     assert {"mean_words", "distinct_ratio"} <= set(info["reply_statistics"])
+
+
+def test_a_judge_with_sample_weights_sets_the_cell_mean_and_the_rejudged_mean(cli, isolated):
+    results = _run(cli, "pooled", "sft", MICRO.replace("micro-text", "micro-pooled"))
+    judged = cli("--plugin", PLUGIN, "-q", "judge", "pooled", "--judges", "micro-long-pooled")
+    assert judged.code == 0, judged.err
+    report = json.loads(next(Path("pooled/judged").glob("*.json")).read_text())
+    cells = [json.loads(path.read_text()) for path in Path("pooled/cells").rglob("*.json")]
+    for point, rejudged in zip(results["methods"]["sft"]["points"], report["methods"]["sft"]["points"]):
+        cell = next(c for c in cells if c["mu"] == point["mu"])
+        words = [len(str(s["output"]).split()) for s in cell["samples"]]
+        long_scores = [s["rewards"][0] for s in cell["samples"]]
+        pooled = sum(w * r for w, r in zip(words, long_scores)) / sum(words)
+        assert point["rewards"][0] == pytest.approx(pooled) and rejudged["mean"] == pytest.approx(pooled, abs=1e-6)
+        assert point["rewards"][1] == pytest.approx(sum(s["rewards"][1] for s in cell["samples"]) / len(words))
+    assert len(set(words)) > 1  # replies of several lengths: the weighted mean is not the plain one
 
 
 def test_same_command_same_results_with_fresh_stores(cli, isolated, monkeypatch, tmp_path):
