@@ -117,7 +117,10 @@ class MODPO(Method):
 
             data = task.value_data(ctx)
             table = task.splits().rl
-            replies = task.tokenizer(ctx).batch_decode(data["reply_ids"], skip_special_tokens=True)
+            # The replies as sampled, cut where the judges' text was cut (paper dialogue tasks: at an invented
+            # next turn), so that DPO learns the text that was scored.
+            replies = [task.trained_reply(text) for text in
+                       task.tokenizer(ctx).batch_decode(data["reply_ids"], skip_special_tokens=True)]
             pairs = preference_pairs(data, [p.text for p in table], replies, 0, 1, self.params.min_gap)
             if not pairs:
                 raise MobenchError(f"modpo on {task.name!r}: no preference pairs (every prompt's samples tie)")

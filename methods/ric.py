@@ -7,16 +7,20 @@ Training (one artifact, shared by every μ):
    loss is on the reply only (trl's SFTTrainer, completion-only loss).
 3. Online augmentation rounds (default 1): for each RL-split prompt, one objective's target is drawn
    uniformly over its normalised range and the others are set to their maximum; the policy
-   answers, the judges score, samples above the 0.7 quantile on any objective are kept (with their
-   actual scores as the condition) and the policy is fine-tuned on them.
+   answers, the judges score, and samples at or above the 0.7 quantile on any objective are kept
+   (with their actual scores as the condition). As RiC's `merge_dataset`, each round fine-tunes on
+   every round's kept samples so far plus the offline pairs at or above the same quantile on any
+   objective (at most 10,000 of them), so the online data does not wash out the offline conditioning.
 
-Inference maps μ to targets (default, the reference evaluation's mapping):
+Inference maps μ to targets (default, the reference evaluation's l2 rule):
 target_i = μ_i / ‖μ‖₂ · (max_i − min_i) + min_i, with [min_i, max_i] the normalised scores' range
-on the training set; `mapping=linf` divides by ‖μ‖_∞ instead.
+on the training set (RiC's evaluation script takes the range of 50,000 standard-normal draws, about
+±4.2, instead: wider than a small training set's, and symmetric where a judge's scores are skewed); `mapping=linf` is RiC's other rule: the largest weight's objective at its
+maximum, each other one at min(n·μ_i, 1) · (max_i − min_i) + min_i.
 
 The condition ` <NAME_score> v ...` goes where RiC puts it: right before the prompt's response marker
-("\n\nAssistant:", " ### Response:", the mini tasks' "\nAssistant:", "\nAnswer:", "\nTL;DR:"), or at
-the end of a prompt without one; `parse_conditioned` inverts it exactly (removal by position, never
+("\n\nAssistant:", " ### Response:", lfqa's " answer:", the mini tasks' "\nAssistant:", "\nAnswer:",
+"\nTL;DR:"), or at the end of a prompt without one; `parse_conditioned` inverts it exactly (removal by position, never
 `str.rstrip`, which strips a character set and ate prompt characters in the reference code).
 """
 
@@ -45,7 +49,8 @@ _TAG = re.compile(r"<([A-Za-z0-9_-]+)_score> (-?\d+\.\d)")
 
 # Where a prompt hands over to the response; the scores go right before it, as RiC's reference code
 # puts them before "\n\nAssistant:" (hh) and before " ### Response:" (summary).
-RESPONSE_MARKERS = (" ### Response:", "\n\nAssistant:", "\nAssistant:", "\nAnswer:", "\nTL;DR:")
+RESPONSE_MARKERS = (" ### Response:", "\n\nAssistant:", "\nAssistant:", "\nAnswer:", "\nTL;DR:", " answer:")
+ORIGIN_SAMPLES = 10_000  # RiC's merge_dataset: offline pairs mixed into each online round, at most
 _BLOCK = re.compile(r" <[A-Za-z0-9_-]+_score> -?\d+\.\d(?: <[A-Za-z0-9_-]+_score> -?\d+\.\d)*")
 
 
@@ -89,20 +94,24 @@ def _one_decimal(x: float) -> str:
 
 def preference_targets(mu: np.ndarray, low: np.ndarray, high: np.ndarray,
                        mapping: Literal["l2", "linf"] = "l2") -> np.ndarray:
-    """μ -> target scores: μ_i / ‖μ‖ · (max_i − min_i) + min_i (‖·‖₂ by default, or ‖·‖_∞)."""
-    mu = np.asarray(mu, dtype=float)
-    norm = np.linalg.norm(mu, 2 if mapping == "l2" else np.inf)
-    if norm == 0:
+    """μ -> target scores. l2: μ_i / ‖μ‖₂ · (max_i − min_i) + min_i. linf (RiC's other rule): the
+    objective of the largest weight at max, each other one at min(n·μ_i, 1) · (max_i − min_i) + min_i."""
+    mu, low, high = np.asarray(mu, dtype=float), np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    if not mu.any():
         raise ValueError("μ must not be zero")
-    return mu / norm * (np.asarray(high) - np.asarray(low)) + np.asarray(low)
+    if mapping == "l2":
+        return mu / np.linalg.norm(mu) * (high - low) + low
+    scale = np.minimum(len(mu) * mu, 1.0)
+    scale[int(np.argmax(mu))] = 1.0
+    return scale * (high - low) + low
 
 
 @dataclass(frozen=True)
 class RicParams:
     mapping: Literal["l2", "linf"] = field(default="l2", metadata={
-        "help": "μ -> targets: l2 (reference evaluation: μ/‖μ‖₂) or linf (μ/‖μ‖_∞)"})
+        "help": "μ -> targets: l2 (reference evaluation: μ/‖μ‖₂) or linf (RiC's min(nμ_i, 1) rule)"})
     online_rounds: int = field(default=1, metadata={"help": "online augmentation rounds after the offline SFT"})
-    quantile: float = field(default=0.7, metadata={"help": "online rounds keep samples above this quantile"})
+    quantile: float = field(default=0.7, metadata={"help": "online rounds keep samples at or above this quantile"})
     steps: int = field(default=0, metadata={"help": "conditional SFT steps (0: the task's sft_steps)"})
     online_steps: int = field(default=0, metadata={"help": "steps per online round (0: a third of steps)"})
 
@@ -118,7 +127,10 @@ class RiC(Method):
     """RiC: one policy fine-tuned with its replies' scores in the prompt; μ becomes target scores."""
 
     Params = RicParams
-    version = "2"  # 2: online rounds train on the replies as sampled (1 stripped their leading space)
+    # 2: online rounds train on the replies as sampled (1 stripped their leading space). 3: kept at or above the
+    # quantile (ties were dropped), every round's kept samples plus quantile-selected offline pairs (RiC's
+    # merge_dataset; a round trained on its own samples only); linf is RiC's min(nμ_i, 1) rule.
+    version = "3"
 
     def check_task(self, task: Task) -> None:
         if not getattr(task, "token_level", False) or not hasattr(task, "fine_tune"):
@@ -137,7 +149,9 @@ class RiC(Method):
                   "ric": {"steps": steps, "online_rounds": self.params.online_rounds, "online_steps": online_steps,
                           "quantile": self.params.quantile,
                           "format": "' <NAME_score> v.v' block before the response marker",
-                          "online_text": "replies as sampled, not stripped"},
+                          "online_text": "replies as sampled, not stripped",
+                          "online_data": f"kept (>= quantile) of every round + offline pairs >= quantile "
+                                          f"(at most {ORIGIN_SAMPLES})"},
                   "seed": ctx.seed}
 
         def build(directory: Path) -> dict[str, Any]:
@@ -169,29 +183,30 @@ class RiC(Method):
         rounds = []
         rng = np.random.default_rng(ctx.seed)
         low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
+        origin = select_at_quantile(z, self.params.quantile)
+        if len(origin) > ORIGIN_SAMPLES:
+            origin = sorted(rng.choice(origin, ORIGIN_SAMPLES, replace=False).tolist())
+        online: list[tuple[str, str]] = []
         for round_index in range(self.params.online_rounds):
             table = splits.rl
             targets = np.tile(high, (len(table), 1))
             chosen = rng.integers(0, len(self.names), len(table))
             targets[np.arange(len(table)), chosen] = rng.uniform(low[chosen], high[chosen])
             texts = [format_conditioned(p.text, self.names, t) for p, t in zip(table, targets)]
-            # Train on what the policy wrote (a dialogue reply's leading space is part of its first token);
-            # judge the stripped text, as everywhere else.
-            sampled = self._decoder(ctx, task.token_model(ctx, state)).generate(texts, strip=False)
-            outputs = [task.clean_reply(text.strip()) for text in sampled]
-            # A reply cut at an invented next turn (paper dialogue tasks) is trained on up to the cut.
-            sampled = [raw if out == raw.strip() else raw[:len(raw) - len(raw.lstrip())] + out
-                       for raw, out in zip(sampled, outputs)]
+            # Train on what the policy wrote, cut where the judges' text was cut (`trained_reply`); judge
+            # the cleaned text, as everywhere else.
+            sampled = [task.trained_reply(text) for text in
+                       self._decoder(ctx, task.token_model(ctx, state)).generate(texts, strip=False)]
+            outputs = [text.strip() for text in sampled]
             scores = np.round((task.score(table, outputs) - mean) / std, 1)
-            cut = np.quantile(scores, self.params.quantile, axis=0)
-            keep = [i for i in range(len(table)) if (scores[i] > cut).any() and outputs[i]]
-            if keep:
-                kept = [(format_conditioned(table[i].text, self.names, scores[i]), sampled[i]) for i in keep]
-                state, round_info = task.fine_tune(ctx, state, kept, online_steps)
-            else:
-                round_info = {}
+            keep = [i for i in select_at_quantile(scores, self.params.quantile) if outputs[i]]
+            online += [(format_conditioned(table[i].text, self.names, scores[i]), sampled[i]) for i in keep]
+            data = online + [pairs[i] for i in origin]
+            state, round_info = task.fine_tune(ctx, state, data, online_steps) if online else (state, {})
             rounds.append({"round": round_index + 1, "generated": len(table), "kept": len(keep),
-                           "quantile_cut": cut.round(2).tolist(), "curve": round_info.get("curve", [])})
+                           "trained_on": len(data) if online else 0,
+                           "quantile_cut": np.quantile(scores, self.params.quantile, axis=0).round(2).tolist(),
+                           "curve": round_info.get("curve", [])})
         return state, stats, {"offline": info, "online": rounds, "n_pairs": len(pairs)}
 
     def _decoder(self, ctx: RunContext, model: Any) -> Any:
@@ -204,6 +219,12 @@ class RiC(Method):
 
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
         return _Conditioned(self._decoder(ctx, self.model), self.names, self.targets(mu))
+
+
+def select_at_quantile(scores: np.ndarray, quantile: float) -> list[int]:
+    """Rows at or above the `quantile` of their column on any objective (RiC's select_data_with_quantile)."""
+    cut = np.quantile(scores, quantile, axis=0)
+    return [i for i in range(len(scores)) if (scores[i] >= cut).any()]
 
 
 class _Conditioned:

@@ -104,6 +104,13 @@ class TextTask(Task):
         tasks cut dialogue replies at an invented next turn. Default: unchanged."""
         return text
 
+    def trained_reply(self, sampled: str) -> str:
+        """A sampled reply as a method trains on it (RiC's online rounds, MODPO's pairs): the text the
+        judges scored (`clean_reply`), with the leading whitespace the policy wrote (a dialogue reply's
+        space is part of its first token)."""
+        cleaned = self.clean_reply(sampled.strip())
+        return sampled if cleaned == sampled.strip() else sampled[:len(sampled) - len(sampled.lstrip())] + cleaned
+
     def point_output(self, outputs: list[Any]) -> Any:
         return {"examples": outputs[:3], **reply_statistics(outputs)}
 

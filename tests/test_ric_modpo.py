@@ -59,9 +59,43 @@ def test_ric_targets_match_hand_computed_values():
                                [0.5 / np.sqrt(0.5) * 4 - 2, 0.5 / np.sqrt(0.5) * 4 - 1])
     np.testing.assert_allclose(preference_targets(np.array([0.3, 0.7]), low, high),
                                [0.3 / np.hypot(0.3, 0.7) * 4 - 2, 0.7 / np.hypot(0.3, 0.7) * 4 - 1])
-    # l∞: μ/max(μ)
+    # linf, RiC's map_rewards_from_preference(method='linf'): the largest weight's objective at max, each
+    # other one at min(n·μ_i, 1) · (max − min) + min.
     np.testing.assert_allclose(preference_targets(np.array([0.5, 0.5]), low, high, "linf"), [2.0, 3.0])
-    np.testing.assert_allclose(preference_targets(np.array([0.2, 0.8]), low, high, "linf"), [-1.0, 3.0])
+    np.testing.assert_allclose(preference_targets(np.array([0.2, 0.8]), low, high, "linf"), [-0.4, 3.0])
+    np.testing.assert_allclose(preference_targets(np.array([0.6, 0.4]), low, high, "linf"), [2.0, 2.2])
+    np.testing.assert_allclose(preference_targets(np.array([0.0, 1.0]), low, high, "linf"), [-2.0, 3.0])
+    with pytest.raises(ValueError, match="must not be zero"):
+        preference_targets(np.zeros(2), low, high)
+
+
+def test_ric_online_selection_keeps_ties_at_the_quantile_as_the_reference():
+    from mobench.methods.ric import select_at_quantile
+
+    # 60 of 100 scores pile up at 0.4 (a judge that saturates): the 0.7 quantile is 0.4, and RiC's
+    # `>=` keeps the pile; a strict `>` would keep one sample.
+    first = np.array([0.4] * 60 + [0.1] * 39 + [0.9])
+    scores = np.stack([first, np.zeros(100)], axis=1)
+    assert len(select_at_quantile(scores[:, :1], 0.7)) == 61
+    # Any objective at or above its own quantile keeps the row.
+    two = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
+    assert select_at_quantile(two, 0.7) == [1, 2]
+
+
+def test_ric_conditions_lfqa_prompts_before_their_answer_cue():
+    prompt = "question: Where? context: wikipage: A text: B answer:"
+    text = format_conditioned(prompt, ["factuality", "relevance"], [0.5, -1.2])
+    assert text == "question: Where? context: wikipage: A text: B <factuality_score> 0.5 <relevance_score> -1.2 answer:"
+    assert parse_conditioned(text)[1] == prompt
+
+
+def test_methods_train_on_the_text_the_judges_scored():
+    from mobench.registry import tasks
+
+    task = tasks.create("hh2")  # its clean_reply cuts at an invented next turn; nothing is loaded
+    assert task.trained_reply(" Sure.\n\nHuman: and you?\n\nAssistant: me") == " Sure."
+    assert task.trained_reply(" Plain reply. ") == " Plain reply. "  # nothing cut: exactly as sampled
+    assert task.trained_reply("\nYes.\nAssistant: more") == "\nYes."  # the policy's own leading whitespace kept
 
 
 def test_ric_and_modpo_run_resume_and_report_their_points(cli, isolated):
@@ -79,6 +113,8 @@ def test_ric_and_modpo_run_resume_and_report_their_points(cli, isolated):
     manifest = json.loads(next(isolated.glob("artifacts/ric-policy-*/manifest.json")).read_text())
     online = manifest["info"]["online"]
     assert len(online) == 1 and 0 < online[0]["kept"] <= online[0]["generated"]
+    # The round trains on its kept samples and the offline pairs at or above the quantile (RiC's merge_dataset).
+    assert online[0]["kept"] < online[0]["trained_on"] <= online[0]["kept"] + 80
     assert len(manifest["info"]["stats"]["min"]) == 2
     dpo = json.loads(next(isolated.glob("artifacts/modpo-policy-*/manifest.json")).read_text())
     assert dpo["info"]["n_pairs"] > 0 and dpo["info"]["settings"]["algorithm"].startswith("modpo")
