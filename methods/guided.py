@@ -131,6 +131,8 @@ class Mage(Method):
 
     def check_task(self, task: Task) -> None:
         _needs_token_task(self, task)
+        if self.params.guide_merge != "bone-soup" and (self.explicit or not self.merged):
+            raise MobenchError(f"guide_merge applies to mage-i-m only (the merged implicit guide), not {self.name}")
         simplex_grid(task.n_objectives, self.params.select_grid, label=f"{self.name}:select_grid")  # size check
         if self.params.base == "bone-soup" or not self.explicit:  # implicit guides are the backbones
             try:
@@ -243,8 +245,9 @@ class MageEM(Mage):
 
 @methods.register("mage-i")
 class MageI(Mage):
-    """MAGE-I: Bone Soup base guided by an ensemble of implicit values log π*_i/π_ref of the stage-1
-    backbones (weights λ = B⁻¹μ)."""
+    """MAGE-I: Bone Soup base guided by an ensemble of the backbones' implicit values (weights λ = B⁻¹μ).
+
+    The implicit value of backbone i is log π*_i/π_ref, π*_i the stage-1 backbone and π_ref θ_sft."""
 
     # 2: π* are the stage-1 backbones (paper 6.1.2), were extra RL experts with w = e_i; 3: weighted by
     # λ = B⁻¹μ, were μ (which aims the guidance at Bμ rather than μ).

@@ -14,5 +14,8 @@ from mobench.registry import methods
 class MORLHF(Method):
     """MORLHF: one RL run per preference μ with reward weights w = μ (expensive oracle baseline)."""
 
+    def prepare_preference(self, ctx: RunContext, mu: np.ndarray) -> None:
+        ctx.rl_policy(mu)
+
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
         return ctx.task.generator(ctx, ctx.rl_policy(mu))

@@ -104,20 +104,24 @@ def _wide_console() -> Any:
 @cli.command()
 @click.option("--task", help="Task spec (see `mobench ls tasks`).")
 @click.option("--methods", "methods_text", metavar="SPECS", help="Comma-separated method specs.")
+@click.option("--grid", type=int, help="Preferences per objective axis the run will sweep (MORLHF trains one "
+              "policy per preference; default: the task's grid).")
+@click.option("--prefs", "prefs_file", type=click.Path(path_type=Path), help="Preference file the run will sweep.")
 @click.option("--seed", type=int, help="Seed of every training step (default 0).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML run configuration.")
 @click.option("--offline", is_flag=True, default=None,
               help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
 @click.pass_context
-def prepare(ctx: click.Context, task: str | None, methods_text: str | None, seed: int | None,
-            config_file: Path | None, offline: bool | None) -> None:
-    """Build every artifact the methods need (SFT policy, RL backbones, judges) without sweeping."""
+def prepare(ctx: click.Context, task: str | None, methods_text: str | None, grid: int | None,
+            prefs_file: Path | None, seed: int | None, config_file: Path | None, offline: bool | None) -> None:
+    """Build every artifact the methods need (SFT policy, RL backbones, judges, MORLHF's per-preference
+    policies) without sweeping."""
     from mobench.artifacts import ArtifactStore
     from mobench.config import build_run_config
     from mobench.progress import Reporter
     from mobench.runner import prepare_all, resolve
 
-    config = build_run_config(config_file, task=task, methods=methods_text, grid=None, prefs=None, seed=seed,
+    config = build_run_config(config_file, task=task, methods=methods_text, grid=grid, prefs=prefs_file, seed=seed,
                               out=None, no_train=None, ctrl_ties=None, limit=None, offline=offline)
     plan = resolve(config, create_out=False)
     reporter = Reporter(quiet=ctx.obj["quiet"])
@@ -143,6 +147,9 @@ def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | 
     from mobench.rejudge import rejudge
 
     specs = [s.strip() for s in split_top_level(judges_text) if s.strip()]
+    twice = sorted({spec for spec in specs if specs.count(spec) > 1})
+    if twice:
+        raise MobenchError(f"judge {twice[0]!r} is listed twice")
     if not specs:
         raise MobenchError("no judges given; see `mobench ls judges`")
     try:

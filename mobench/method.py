@@ -32,6 +32,10 @@ class Method(Component):
     def prepare(self, ctx: RunContext) -> None:
         """Train or load everything every μ needs; selections are recorded with ctx.record()."""
 
+    def prepare_preference(self, ctx: RunContext, mu: np.ndarray) -> None:
+        """Train or load what preference μ alone needs (MORLHF: its own RL policy). `mobench prepare`
+        calls it for every μ of the run after `prepare`; a run builds it when it first needs it."""
+
     @abstractmethod
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
         """The generator for preference μ."""

@@ -14,6 +14,7 @@ import importlib.util
 import os
 import pkgutil
 import sys
+from abc import ABC
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
@@ -26,8 +27,11 @@ ENTRY_POINT_GROUP = "mobench.plugins"
 PLUGIN_ENV = "MOBENCH_PLUGINS"
 
 
-class Component:
-    """Base of everything registered: typed `Params`, a name, a version, a one-line description."""
+class Component(ABC):
+    """Base of everything registered: typed `Params`, a name, a version, a one-line description.
+
+    `version` keys cells and artifacts with the name and parameters: bump it whenever a change alters
+    what the component computes, or runs reuse results computed by the old code."""
 
     Params: ClassVar[type] = NoParams
     name: ClassVar[str] = ""
@@ -61,6 +65,9 @@ class Registry(Generic[C]):
             if existing is not None and _origin(existing) != _origin(cls):
                 raise MobenchError(
                     f"duplicate {self.kind} name {name!r}: {_origin(cls)} clashes with {_origin(existing)}")
+            missing = sorted(getattr(cls, "__abstractmethods__", ()))
+            if missing:
+                raise MobenchError(f"{self.kind} {name!r} ({_origin(cls)}) does not implement {', '.join(missing)}")
             cls.name = name
             self._entries[name] = cls
             return cls

@@ -73,6 +73,8 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
 
     created = [judges.create(spec) for spec in judge_specs]  # unknown names fail first, before any work
     results_path = run_dir / "results.json"
+    if not run_dir.is_dir():
+        raise MobenchError(f"run directory {str(run_dir)!r} does not exist")
     if not results_path.is_file():
         raise MobenchError(f"{run_dir} holds no results.json; run `mobench run` first")
     if limit is not None and limit < 1:

@@ -59,7 +59,8 @@ def _format(key: str, value: float | None) -> str:
         return "–"
     if key == "front":
         return str(int(value))
-    return f"{value:.3f}" if abs(value) < 1e4 else f"{value:.4g}"
+    # Four significant digits: mini-task HVs differ in the fourth (0.1065 vs 0.1057), quad's in the first.
+    return f"{value:#.4g}"
 
 
 def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]]]:

@@ -74,7 +74,12 @@ def write_results(out: Path, results: dict[str, Any], timing: dict[str, float]) 
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    data = read_json(path)
+    import json
+
+    try:
+        data = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{path} is not JSON, so not a mobench results file ({SCHEMA})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a mobench results file ({SCHEMA})")
     problems = _shape_problems(data)

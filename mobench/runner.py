@@ -167,7 +167,8 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
 
 
 def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[dict[str, Any]]:
-    """Build (or find) every artifact the methods need, without sweeping; returns what was used."""
+    """Build (or find) every artifact the methods need for the run's preferences, without sweeping;
+    returns what was used."""
     _remove_leftovers(store, None, reporter)
     memo: dict[str, Any] = {}
     used: dict[str, dict[str, Any]] = {}
@@ -175,6 +176,8 @@ def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[di
         ctx = RunContext(plan.task, plan.config.seed, store, allow_training=plan.config.allow_training,
                          reporter=reporter, memo=memo)
         planned.method.prepare(ctx)
+        for mu in planned.prefs:  # what single preferences need (MORLHF's policies)
+            planned.method.prepare_preference(ctx, mu)
         used.update(ctx.take_artifacts_used())
     return _artifact_list(used)
 

@@ -149,6 +149,23 @@ def test_command_line_prefs_replace_the_config_grid(cli, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
 
 
+def test_a_prefs_file_named_in_a_config_is_found_beside_it(cli, tmp_path):
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "mine.json").write_text("[[0.5, 0.5], [1.0, 0.0]]")
+    (folder / "run.yaml").write_text("task: quad\nmethods: [rs]\nprefs: mine.json\n")
+    result = cli("-q", "run", "--config", str(folder / "run.yaml"), "--out", str(tmp_path / "out"))
+    assert result.code == 0, result.err
+    import json
+
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
+
+
+def test_guide_merge_is_refused_where_it_does_nothing(cli):
+    _assert_one_line_error(cli("run", "--task", "hh2-mini", "--methods", "mage-e:guide_merge=naive"),
+                           "guide_merge applies to mage-i-m only")
+
+
 def test_plugin_that_does_not_exist(cli):
     _assert_one_line_error(cli("--plugin", "no_such_plugin_module", "ls", "methods"), "no_such_plugin_module")
 
@@ -197,6 +214,11 @@ def test_judge_and_leaderboard_bad_inputs(cli, tmp_path):
     (tmp_path / "file").write_text("x")
     _assert_one_line_error(cli("leaderboard", QUAD_RUN, "--out", str(tmp_path / "file" / "sub")),
                            "lies under a file")
+    (tmp_path / "c.yaml").write_text("task: quad\n")
+    _assert_one_line_error(cli("leaderboard", str(tmp_path / "c.yaml")), "is not JSON", "results file")
+    _assert_one_line_error(cli("judge", str(tmp_path / "nowhere"), "--judges", "humor-mini"), "does not exist")
+    judge = "quadratic:center=[0,0]:curvature=[1,1]"
+    _assert_one_line_error(cli("judge", QUAD_RUN, "--judges", f"{judge},{judge}"), "listed twice")
 
 
 def test_judge_must_fit_the_runs_task(cli):

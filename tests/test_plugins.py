@@ -47,6 +47,27 @@ def test_plugin_file_runs_through_the_cli(tmp_path):
     assert [p["output"] for p in results["methods"]["sft-echo"]["points"]] == [[0.0, 0.0]] * 3
 
 
+def test_the_readme_plugin_example_runs_as_written(tmp_path):
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## Extending", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "my_method.py"
+    path.write_text(block)
+    ran = run_subprocess("--plugin", str(path), "-q", "run", "--task", "quad", "--methods", "my-method",
+                         "--grid", "3", "--out", str(tmp_path / "run"))
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [p["output"] for p in results["methods"]["my-method"]["points"]] == [[0.0, 0.0]] * 3
+
+
+def test_a_plugin_class_missing_a_required_method_is_refused_by_name(tmp_path):
+    path = tmp_path / "incomplete.py"
+    path.write_text("from mobench.method import Method\nfrom mobench.registry import methods\n\n"
+                    "@methods.register('half-done')\nclass HalfDone(Method):\n    \"\"\"No generator.\"\"\"\n")
+    ran = run_subprocess("--plugin", str(path), "run", "--task", "quad", "--methods", "half-done")
+    assert ran.returncode != 0 and "Traceback" not in ran.stderr
+    assert "method 'half-done'" in ran.stderr and "does not implement generator" in ran.stderr
+
+
 def test_plugin_module_from_environment(tmp_path):
     folder = tmp_path / "plugins"
     _write_plugin(folder)

@@ -194,6 +194,15 @@ def test_damaged_run_files_are_computed_again_and_outputs_are_readable(cli, tmp_
     assert (tmp_path / "r" / "results.json").stat().st_mode & 0o044 == FILE_MODE & 0o044
 
 
+def test_prepare_builds_morlhf_policies_for_the_sweep_it_is_given(cli, tmp_path):
+    # MORLHF trains one policy per preference: prepare needs the run's grid to build them.
+    assert cli("prepare", "--task", "quad", "--methods", "morlhf", "--grid", "3").code == 0
+    ran = cli("run", "--task", "quad", "--methods", "morlhf", "--grid", "3", "--no-train", "--out", "m")
+    assert ran.code == 0, ran.err
+    refused = cli("run", "--task", "quad", "--methods", "morlhf", "--grid", "5", "--no-train", "--out", "m5")
+    assert refused.code != 0 and "training is forbidden" in refused.err
+
+
 def test_judge_finds_cells_reused_under_another_spelling(cli, tmp_path):
     assert cli("run", "--task", "quad", "--methods", "bone-soup", "--grid", "3", "--out", "j").code == 0
     # The same method spelled out: its cells are reused, and recorded under the new key.
