@@ -4,8 +4,9 @@ Every asset is named by a role (e.g. "dataset", "policy", "helpful reward model"
 which is either a Hugging Face hub id or a local path (a folder saved with save_pretrained, or data
 files). Offline mode is explicit: `mobench run --offline` (or HF_HUB_OFFLINE=1) allows only local
 paths and what the hub cache already holds, and `require` fails fast, naming every missing asset
-and the parameter that points it at a local copy. Reachability is cheap to compute (no downloads,
-no torch), so `mobench ls tasks` can show it.
+and the parameter that points it at a local copy. Without --offline, `require` asks the hub about each
+asset it would download, so a machine without the network gets the same one list. `mobench ls tasks`
+shows where each asset comes from (local, cached, hub) without asking the network.
 """
 
 from __future__ import annotations
@@ -61,13 +62,45 @@ def status(asset: Asset) -> str:
     return "missing: not in the hub cache (offline)" if offline() else "hub"
 
 
+HUB_TIMEOUT_S = 10.0
+UNREACHABLE = "not in the hub cache, and the hub is unreachable"
+_HUB_PROBES: dict[tuple[str, str], str | None] = {}
+_NETWORK_ERRORS: list[str] = []
+
+
+def hub_problem(asset: Asset) -> str | None:
+    """None when the hub lists `asset`'s repository; else why not. Asked once per repository and
+    process, so a run without the network names every asset at once instead of retrying each
+    download (no file is fetched; gated repositories are listed, so a missing login shows later)."""
+    key = (asset.kind, asset.source)
+    if key not in _HUB_PROBES:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+
+        try:
+            HfApi().repo_info(asset.source, repo_type=asset.kind, timeout=HUB_TIMEOUT_S)
+            _HUB_PROBES[key] = None
+        except RepositoryNotFoundError:
+            _HUB_PROBES[key] = f"no such {asset.kind} on the hub (or a private one: `huggingface-cli login`)"
+        except HFValidationError:
+            _HUB_PROBES[key] = "neither an existing local path nor a valid hub id"
+        except Exception as exc:  # the network layer's errors (httpx, timeouts, proxies) have no common base
+            _HUB_PROBES[key] = UNREACHABLE
+            _NETWORK_ERRORS.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}")
+    return _HUB_PROBES[key]
+
+
 def require(assets: Sequence[Asset]) -> None:
-    """Raise one clear error naming every asset that cannot be reached."""
-    missing = [(a, status(a)) for a in assets]
-    missing = [(a, s) for a, s in missing if s.startswith("missing")]
+    """Raise one clear error naming every asset that cannot be reached (the hub is asked about those
+    it would have to download)."""
+    found = [(a, status(a)) for a in assets]
+    found = [(a, f"missing: {hub_problem(a)}" if s == "hub" and hub_problem(a) else s) for a, s in found]
+    missing = [(a, s) for a, s in found if s.startswith("missing")]
     if missing:
         lines = [f"  - {a.role}: {a.source or '(none)'} ({s[len('missing: '):]}); give a local copy with {a.param}"
                  for a, s in missing]
+        if any(s == f"missing: {UNREACHABLE}" for _, s in missing):
+            lines.append(f"  (the hub: {_NETWORK_ERRORS[-1]}; with local copies, --offline skips it)")
         raise MobenchError("these assets are not reachable:\n" + "\n".join(lines))
 
 

@@ -178,11 +178,12 @@ def test_a_judge_folder_without_its_tokenizer_is_a_clear_error(tmp_path, models)
         tasks.create(missing).splits()  # the data needs the judges' tokenizers: named before any loading
 
 
-def test_a_policy_folder_that_cannot_be_loaded_is_a_clear_error(tmp_path):
+def test_a_policy_folder_that_cannot_be_loaded_is_a_clear_error(tmp_path, models):
     data = write_hh(tmp_path / "hh")
     (tmp_path / "empty-policy").mkdir()
+    spec = _hh_spec(data, models).replace(str(models["policy"]), str(tmp_path / "empty-policy"))
     with pytest.raises(MobenchError, match="cannot load the policy's config from"):
-        tasks.create(f"hh2:dataset={data}:policy={tmp_path / 'empty-policy'}").splits()
+        tasks.create(spec).splits()
 
 
 def test_training_keeps_fp32_weights_and_lora_deltas_land_on_the_cpu_in_fp32():
@@ -343,6 +344,22 @@ def test_offline_run_names_every_missing_asset_before_any_work(cli):
     for expected in ("dataset: /nowhere/hh", "dataset=PATH", "policy base model: HuggingFaceTB/SmolLM2-135M",
                      "Ray2333/gpt2-large-helpful-reward_model", "judge_models=[harmless=PATH]"):
         assert expected in result.err
+
+
+def test_a_run_without_the_network_names_every_hub_asset_at_once(tmp_path):
+    from conftest import run_subprocess
+
+    # A closed local port stands in for a hub that cannot be reached: no retries, one list.
+    from mobench.hub import OFFLINE_ENV
+
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "MOBENCH_HOME": str(tmp_path / "m"),
+           **{name: "0" for name in OFFLINE_ENV}}  # an --offline test before this one set them in this process
+    ran = run_subprocess("run", "--task", "hh1", "--methods", "rs", env=env)
+    assert ran.returncode != 0 and "Traceback" not in ran.stderr
+    for expected in ("dataset: Anthropic/hh-rlhf", "policy base model: HuggingFaceTB/SmolLM2-135M",
+                     "Ray2333/gpt2-large-helpful-reward_model", "Ray2333/gpt2-large-harmless-reward_model",
+                     "not in the hub cache, and the hub is unreachable", "ConnectError", "--offline"):
+        assert expected in ran.stderr
 
 
 def test_ls_tasks_lists_paper_tasks_with_their_assets(cli):
