@@ -80,7 +80,9 @@ class MODPO(Method):
     """MODPO: DPO on the first objective's pairs with a margin from the second, one policy per weight."""
 
     Params = ModpoParams
-    version = "2"  # 2: pairs keep the sampled replies' own leading whitespace (1 put a space before every reply)
+    # 2: pairs keep the sampled replies' own leading whitespace (1 put a space before every reply). 3: replies cut
+    # where the judges' text was cut (paper dialogue tasks: at an invented next turn).
+    version = "3"
 
     def check_task(self, task: Task) -> None:
         if not getattr(task, "token_level", False) or not hasattr(task, "value_data"):
@@ -108,7 +110,8 @@ class MODPO(Method):
         settings = self.settings(task)
         recipe = {"policy": task.initial_policy_recipe(), "pairs": {"source": "value-data: best vs worst SFT sample by "
                                                                       "objective 0", "min_gap": self.params.min_gap,
-                                                            "text": "reply tokens decoded as sampled",
+                                                            "text": "reply tokens decoded as sampled, cut where "
+                                                                    "the judges' text was cut",
                                                             "value_data": task.value_data_recipe()},
                   "weights": [w, 1.0 - w], "dpo": settings.to_dict(), "seed": ctx.seed}
 

@@ -149,7 +149,7 @@ class RiC(Method):
                   "ric": {"steps": steps, "online_rounds": self.params.online_rounds, "online_steps": online_steps,
                           "quantile": self.params.quantile,
                           "format": "' <NAME_score> v.v' block before the response marker",
-                          "online_text": "replies as sampled, not stripped",
+                          "online_text": "replies as sampled, not stripped, cut where the judges' text was cut",
                           "online_data": f"kept (>= quantile) of every round + offline pairs >= quantile "
                                           f"(at most {ORIGIN_SAMPLES})"},
                   "seed": ctx.seed}
@@ -183,9 +183,9 @@ class RiC(Method):
         rounds = []
         rng = np.random.default_rng(ctx.seed)
         low, high = np.asarray(stats["min"]), np.asarray(stats["max"])
-        origin = select_at_quantile(z, self.params.quantile)
-        if len(origin) > ORIGIN_SAMPLES:
-            origin = sorted(rng.choice(origin, ORIGIN_SAMPLES, replace=False).tolist())
+        origin, _ = select_at_quantile(z, self.params.quantile)
+        if len(origin) > ORIGIN_SAMPLES:  # its own generator: the online targets do not depend on the pool size
+            origin = sorted(np.random.default_rng([ctx.seed, 1]).choice(origin, ORIGIN_SAMPLES, replace=False).tolist())
         online: list[tuple[str, str]] = []
         for round_index in range(self.params.online_rounds):
             table = splits.rl
@@ -199,13 +199,13 @@ class RiC(Method):
                        self._decoder(ctx, task.token_model(ctx, state)).generate(texts, strip=False)]
             outputs = [text.strip() for text in sampled]
             scores = np.round((task.score(table, outputs) - mean) / std, 1)
-            keep = [i for i in select_at_quantile(scores, self.params.quantile) if outputs[i]]
+            selected, cut = select_at_quantile(scores, self.params.quantile)
+            keep = [i for i in selected if outputs[i]]
             online += [(format_conditioned(table[i].text, self.names, scores[i]), sampled[i]) for i in keep]
             data = online + [pairs[i] for i in origin]
-            state, round_info = task.fine_tune(ctx, state, data, online_steps) if online else (state, {})
+            state, round_info = task.fine_tune(ctx, state, data, online_steps)
             rounds.append({"round": round_index + 1, "generated": len(table), "kept": len(keep),
-                           "trained_on": len(data) if online else 0,
-                           "quantile_cut": np.quantile(scores, self.params.quantile, axis=0).round(2).tolist(),
+                           "trained_on": len(data), "quantile_cut": cut.round(2).tolist(),
                            "curve": round_info.get("curve", [])})
         return state, stats, {"offline": info, "online": rounds, "n_pairs": len(pairs)}
 
@@ -221,10 +221,11 @@ class RiC(Method):
         return _Conditioned(self._decoder(ctx, self.model), self.names, self.targets(mu))
 
 
-def select_at_quantile(scores: np.ndarray, quantile: float) -> list[int]:
-    """Rows at or above the `quantile` of their column on any objective (RiC's select_data_with_quantile)."""
+def select_at_quantile(scores: np.ndarray, quantile: float) -> tuple[list[int], np.ndarray]:
+    """(rows at or above the `quantile` of their column on any objective, the per-objective cuts):
+    RiC's select_data_with_quantile."""
     cut = np.quantile(scores, quantile, axis=0)
-    return [i for i in range(len(scores)) if (scores[i] >= cut).any()]
+    return [i for i in range(len(scores)) if (scores[i] >= cut).any()], cut
 
 
 class _Conditioned:

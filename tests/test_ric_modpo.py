@@ -76,10 +76,10 @@ def test_ric_online_selection_keeps_ties_at_the_quantile_as_the_reference():
     # `>=` keeps the pile; a strict `>` would keep one sample.
     first = np.array([0.4] * 60 + [0.1] * 39 + [0.9])
     scores = np.stack([first, np.zeros(100)], axis=1)
-    assert len(select_at_quantile(scores[:, :1], 0.7)) == 61
+    assert len(select_at_quantile(scores[:, :1], 0.7)[0]) == 61
     # Any objective at or above its own quantile keeps the row.
     two = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.5, 0.5]])
-    assert select_at_quantile(two, 0.7) == [1, 2]
+    assert select_at_quantile(two, 0.7)[0] == [1, 2]
 
 
 def test_ric_conditions_lfqa_prompts_before_their_answer_cue():
