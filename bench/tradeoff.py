@@ -11,16 +11,17 @@ SFT's (mean words, distinct-word ratio), which expose a degenerate policy.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 
 def check(path: Path, method: str) -> list[str]:
+    from mobench.results import load_results
+
     try:
-        results = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return [f"{path}: not a results.json file"]
+        results = load_results(path)
+    except (ValueError, OSError) as exc:
+        return [f"{path}: {exc}"]
     methods = results["methods"]
     if "sft" not in methods or method not in methods:
         return [f"{path}: needs `sft` and `{method}` in the same run"]

@@ -61,16 +61,9 @@ class RewardModelJudge(Judge):
     def tokenizer(self) -> Any:
         """The model's tokenizer (right padding; GPT-2's EOS as its missing pad token)."""
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            from mobench.hub import load_tokenizer
 
-            from mobench.hub_task import checked_tokenizer
-
-            what = f"the tokenizer of judge {self.name!r}"
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(self.params.model)
-            except (OSError, ValueError) as exc:
-                raise MobenchError(f"cannot load {what} from {self.params.model!r}: {str(exc).splitlines()[0]}") from None
-            checked_tokenizer(tokenizer, self.params.model, what)
+            tokenizer = load_tokenizer(self.params.model, f"the tokenizer of judge {self.name!r}")
             if tokenizer.pad_token is None:  # GPT-2 reward models ship without one
                 tokenizer.pad_token = tokenizer.eos_token
             tokenizer.padding_side = "right"
@@ -78,7 +71,7 @@ class RewardModelJudge(Judge):
         return self._tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        from mobench.hub_task import count_tokens
+        from mobench.hub import count_tokens
 
         return count_tokens(self.tokenizer(), list(texts))
 

@@ -15,8 +15,9 @@ Training (one artifact, shared by every μ):
 Inference maps μ to targets (default, the reference evaluation's l2 rule):
 target_i = μ_i / ‖μ‖₂ · (max_i − min_i) + min_i, with [min_i, max_i] the normalised scores' range
 on the training set (RiC's evaluation script takes the range of 50,000 standard-normal draws, about
-±4.2, instead: wider than a small training set's, and symmetric where a judge's scores are skewed); `mapping=linf` is RiC's other rule: the largest weight's objective at its
-maximum, each other one at min(n·μ_i, 1) · (max_i − min_i) + min_i.
+±4.2, instead: wider than a small training set's, and symmetric where a judge's scores are skewed);
+`mapping=linf` is RiC's other rule: the largest weight's objective at its maximum, each other one at
+min(n·μ_i, 1) · (max_i − min_i) + min_i.
 
 The condition ` <NAME_score> v ...` goes where RiC puts it: right before the prompt's response marker
 ("\n\nAssistant:", " ### Response:", lfqa's " answer:", the mini tasks' "\nAssistant:", "\nAnswer:",

@@ -147,9 +147,6 @@ def judge_run(ctx: click.Context, run_dir: Path, judges_text: str, limit: int | 
     from mobench.rejudge import rejudge
 
     specs = [s.strip() for s in split_top_level(judges_text) if s.strip()]
-    twice = sorted({spec for spec in specs if specs.count(spec) > 1})
-    if twice:
-        raise MobenchError(f"judge {twice[0]!r} is listed twice")
     if not specs:
         raise MobenchError("no judges given; see `mobench ls judges`")
     try:
@@ -200,7 +197,7 @@ def list_components(kind: str) -> None:
 
 
 def _asset_lines(cls: Any) -> str:
-    """What a task loads and whether it is reachable (cheap file checks, no downloads)."""
+    """What a task loads and from where: local, hub cache or hub (file checks only, no network)."""
     if not hasattr(cls, "assets"):
         return "built in (offline)"
     from mobench.hub import status

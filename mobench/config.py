@@ -67,8 +67,11 @@ def _method_requests(value: Any, where: str) -> list[MethodRequest]:
 def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
     data: dict[str, Any] = _load_yaml(config_file) if config_file is not None else {}
     where = f"config file {str(config_file)!r}" if config_file is not None else "--methods"
-    if config_file is not None and isinstance(data.get("prefs"), str) and not Path(data["prefs"]).is_absolute():
-        data["prefs"] = str(Path(config_file).parent / data["prefs"])  # a file named in a config sits beside it
+    if config_file is not None and isinstance(data.get("prefs"), str):
+        # A preference file named in a config is found beside the config (`out` stays relative to the
+        # working directory: it is where results go, not an input).
+        prefs = Path(data["prefs"]).expanduser()
+        data["prefs"] = str(prefs if prefs.is_absolute() else Path(config_file).parent / prefs)
     for key, value in cli.items():
         if value is not None:
             data[key] = value

@@ -14,7 +14,8 @@ token-length filters (`LengthFilter`) and spreads the requested number of exampl
   replaced, in every split), and the prompt
   "### Instruction: Generate a one-sentence summary of this post. ### Input: {post} ### Response: "
   with the post's newlines replaced by spaces (not stripped, as RiC builds it; the judges read it
-  stripped, as RiC's `get_post` gives it); the SFT target is the preferred summary. Evaluation: the validation split, one row per post id (sorted by id), the first 2000.
+  stripped, as RiC's `get_post` gives it); the SFT target is the preferred summary. Evaluation: the
+  validation split, one row per post id (sorted by id), the first 2000.
 * FineGrainedRLHF qa_feedback (local JSON files of the repo's tasks/qa_feedback/data): `text` is the
   prompt ("question: … context: wikipage: … text: …"), `answer` the references, `passages`
   [[title, sentence, …], …] the evidence, `question` the question. The reference policy is T5 (an
@@ -79,7 +80,7 @@ def _id(*parts: str) -> str:
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:12]
 
 
-def _evenly(items: Sequence[Any], n: int) -> list[Any]:
+def evenly(items: Sequence[Any], n: int) -> list[Any]:
     """n items spread evenly over `items` (all when n is 0 or covers them): deterministic, unbiased by order."""
     if n <= 0 or n >= len(items):
         return list(items)

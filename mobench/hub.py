@@ -64,44 +64,89 @@ def status(asset: Asset) -> str:
 
 HUB_TIMEOUT_S = 10.0
 UNREACHABLE = "not in the hub cache, and the hub is unreachable"
+# Exception class names of a network that cannot be reached (httpx, requests, sockets): anything else
+# the hub answers (rate limits, server errors, a mirror without the API) is left to the download.
+_NETWORK_ERRORS = ("ConnectError", "ConnectTimeout", "TimeoutException", "NetworkError", "ConnectionError",
+                   "ProxyError", "Timeout", "timeout", "gaierror")
 _HUB_PROBES: dict[tuple[str, str], str | None] = {}
-_NETWORK_ERRORS: list[str] = []
+_UNREACHABLE_BECAUSE: list[str] = []  # the first network error, shown once under the list of assets
 
 
 def hub_problem(asset: Asset) -> str | None:
-    """None when the hub lists `asset`'s repository; else why not. Asked once per repository and
-    process, so a run without the network names every asset at once instead of retrying each
-    download (no file is fetched; gated repositories are listed, so a missing login shows later)."""
+    """None when the hub lists `asset`'s repository (or answers in a way only a download can judge);
+    else why not. Asked once per repository and process, and not again once the network has failed,
+    so a run without the network names every asset at once instead of retrying each download."""
     key = (asset.kind, asset.source)
     if key not in _HUB_PROBES:
-        from huggingface_hub import HfApi
-        from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
-
-        try:
-            HfApi().repo_info(asset.source, repo_type=asset.kind, timeout=HUB_TIMEOUT_S)
-            _HUB_PROBES[key] = None
-        except RepositoryNotFoundError:
-            _HUB_PROBES[key] = f"no such {asset.kind} on the hub (or a private one: `huggingface-cli login`)"
-        except HFValidationError:
-            _HUB_PROBES[key] = "neither an existing local path nor a valid hub id"
-        except Exception as exc:  # the network layer's errors (httpx, timeouts, proxies) have no common base
-            _HUB_PROBES[key] = UNREACHABLE
-            _NETWORK_ERRORS.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}")
+        _HUB_PROBES[key] = UNREACHABLE if _UNREACHABLE_BECAUSE else _ask_hub(asset)
     return _HUB_PROBES[key]
+
+
+def _ask_hub(asset: Asset) -> str | None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    try:
+        HfApi().repo_info(asset.source, repo_type=asset.kind, timeout=HUB_TIMEOUT_S)
+    except GatedRepoError:  # listed; the download says what the login needs
+        return None
+    except RepositoryNotFoundError:
+        return f"no such {asset.kind} on the hub (or a private one: `huggingface-cli login`)"
+    except HFValidationError:
+        return "neither an existing local path nor a valid hub id"
+    except Exception as exc:  # the network layers' errors share no base class: told apart by name
+        if not {c.__name__ for c in type(exc).__mro__} & set(_NETWORK_ERRORS):
+            return None
+        _UNREACHABLE_BECAUSE.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:100]}")
+        return UNREACHABLE
+    return None
 
 
 def require(assets: Sequence[Asset]) -> None:
     """Raise one clear error naming every asset that cannot be reached (the hub is asked about those
     it would have to download)."""
-    found = [(a, status(a)) for a in assets]
-    found = [(a, f"missing: {hub_problem(a)}" if s == "hub" and hub_problem(a) else s) for a, s in found]
-    missing = [(a, s) for a, s in found if s.startswith("missing")]
-    if missing:
-        lines = [f"  - {a.role}: {a.source or '(none)'} ({s[len('missing: '):]}); give a local copy with {a.param}"
-                 for a, s in missing]
-        if any(s == f"missing: {UNREACHABLE}" for _, s in missing):
-            lines.append(f"  (the hub: {_NETWORK_ERRORS[-1]}; with local copies, --offline skips it)")
+    lines = []
+    for asset in assets:
+        found = status(asset)
+        problem = hub_problem(asset) if found == "hub" else found[len("missing: "):] if found.startswith("missing") \
+            else None
+        if problem:
+            lines.append(f"  - {asset.role}: {asset.source or '(none)'} ({problem}); give a local copy with {asset.param}")
+    if lines:
+        if any(UNREACHABLE in line for line in lines):
+            lines.append(f"  (the hub: {_UNREACHABLE_BECAUSE[0]}; with local copies, --offline skips it)")
         raise MobenchError("these assets are not reachable:\n" + "\n".join(lines))
+
+
+def pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
+    """`loader.from_pretrained(source)`, with a clear error for a gated, private or broken model."""
+    try:
+        return loader.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise MobenchError(f"cannot load {what} from {source!r}: {str(exc).splitlines()[0]} "
+                           "(gated models need `huggingface-cli login`; or pass a local folder)") from None
+
+
+def load_tokenizer(source: str, what: str) -> Any:
+    """The tokenizer in `source`, or a clear error when it cannot load or encodes nothing (transformers
+    builds an empty tokenizer from a model folder saved without its tokenizer files)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = pretrained(AutoTokenizer, source, what)
+    if not tokenizer("hello world", verbose=False)["input_ids"]:
+        raise MobenchError(f"{what} from {source!r} encodes text as nothing: the folder lacks its tokenizer files "
+                           "(save the tokenizer beside the model)")
+    return tokenizer
+
+
+def count_tokens(tokenizer: Any, texts: list[str], chunk: int = 1000) -> list[int]:
+    """Tokens of each text as `tokenizer(text)` encodes it (special tokens included, like the reference's
+    `encode`), in chunks and without attention masks: pools run to ~10⁵ transcripts."""
+    counts: list[int] = []
+    for start in range(0, len(texts), chunk):
+        encoded = tokenizer(texts[start:start + chunk], return_attention_mask=False, verbose=False)
+        counts += [len(ids) for ids in encoded["input_ids"]]
+    return counts
 
 
 def load_rows(source: str, split: str, config: str | None = None, data_dir: str | None = None) -> list[dict[str, Any]]:

@@ -8,12 +8,13 @@ of RL, and the SFT settings; `policy=ID_OR_PATH` replaces the preset's model.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from mobench.errors import MobenchError
-from mobench.hub import Asset, load_rows, require
+from mobench.hub import Asset, count_tokens, load_rows, load_tokenizer, pretrained, require
 from mobench.judge import Judge
 from mobench.registry import judges as judge_registry
 from mobench.text_task import TextTask, TextTaskParams
@@ -22,6 +23,10 @@ from mobench.training import SFTSettings
 
 if TYPE_CHECKING:
     from mobench.context import RunContext
+
+
+DATASET_ROLE, POLICY_ROLE = "dataset", "policy base model"
+POLICY_TOKENIZER = "the policy's tokenizer"
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,8 @@ class HubTextTask(TextTask):
 
     def assets(self) -> list[Asset]:
         """Everything this task loads: the dataset, the base policy, and each judge's model."""
-        found = [Asset("dataset", self.dataset_source(), "dataset", "dataset=PATH"),
-                 Asset("policy base model", self.policy_source(), "model", "policy=PATH")]
+        found = [Asset(DATASET_ROLE, self.dataset_source(), "dataset", "dataset=PATH"),
+                 Asset(POLICY_ROLE, self.policy_source(), "model", "policy=PATH")]
         for objective, judge in zip(self.objectives, self.judges):
             found += [Asset(f"{objective.name} judge ({judge.name})", asset.source, asset.kind,
                             f"judge_models=[{objective.name}=PATH]") for asset in judge.assets()]
@@ -175,19 +180,19 @@ class HubTextTask(TextTask):
     def select(self, pools: MiniSplits) -> MiniSplits:
         """`n_sft`, `n_rl` and `n_validation` examples spread evenly over each filtered pool (the test pool
         is kept whole: `test_prompts` spreads `n_test` over it)."""
-        from mobench.data_paper import _evenly
+        from mobench.data_paper import evenly
 
         p = self.params
-        return MiniSplits(sft=_evenly(pools.sft, p.n_sft), rl=_evenly(pools.rl, p.n_rl),
-                          validation=_evenly(pools.validation, p.n_validation), test=pools.test,
+        return MiniSplits(sft=evenly(pools.sft, p.n_sft), rl=evenly(pools.rl, p.n_rl),
+                          validation=evenly(pools.validation, p.n_validation), test=pools.test,
                           extra_text=pools.extra_text)
 
     def test_prompts(self) -> list[TextPrompt]:
         """`n_test` prompts spread evenly over the test split: the reference code scores the whole split,
         whose first rows can all be of one kind (hh-rlhf's red-team rows)."""
-        from mobench.data_paper import _evenly
+        from mobench.data_paper import evenly
 
-        return _evenly(self.splits().test, self.params.n_test)
+        return evenly(self.splits().test, self.params.n_test)
 
     def decode_config(self, **overrides: Any) -> Any:
         return super().decode_config(**{"batch_size": self.params.decode_batch_size, **overrides})
@@ -206,44 +211,52 @@ class HubTextTask(TextTask):
 
     def fit_prompts(self, pools: MiniSplits) -> tuple[MiniSplits, dict[str, Any]]:
         """Drop the examples the length filters reject, as the reference code does (hh-rlhf transcripts
-        run to thousands of tokens); returns the pools and what was dropped per split and per filter,
-        which every results file records. Each text is counted once per tokenizer."""
+        run to thousands of tokens); returns the pools and the drops, which every results file records:
+        `prompt_token_limit`, `by_split` and `by_filter` (a filter's drops over all its splits)."""
         from transformers import AutoConfig
 
         from mobench.decoding import max_positions
 
         source = self.policy_source()
-        filters = self.length_filters(max_positions(_pretrained(AutoConfig, source, "the policy's config")))
-        policy = policy_tokenizer(source)
+        filters = self.length_filters(max_positions(pretrained(AutoConfig, source, "the policy's config")))
+        policy = load_tokenizer(source, POLICY_TOKENIZER)
         counters = {"policy": [lambda texts: count_tokens(policy, texts)],
                     "judges": [judge.count_tokens for judge in self.judges if judge.counts_tokens]}
-        dropped: dict[str, Any] = {"over_tokens": filters[0].max_tokens,
-                                   "filters": {rule.describe(): 0 for rule in filters}}
+        dropped: dict[str, Any] = {"prompt_token_limit": filters[0].max_tokens, "by_split": {},
+                                   "by_filter": {rule.describe(): 0 for rule in filters}}
         if any(r.tokenizers == "judges" for r in filters) and not counters["judges"]:
             dropped["unapplied"] = "no objective judge has a tokenizer: the judges' filters kept everything"
         kept: dict[str, list[Any]] = {}
         for name in ("sft", "rl", "validation", "test"):
             pool = getattr(pools, name)
-            pairs = pool if name == "sft" else [(p, p.references[0] if p.references else "") for p in pool]
-            texts = {"prompt": [p.text for p, _ in pairs], "transcript": [self.transcript(p, r) for p, r in pairs]}
-            counted: dict[tuple[str, int], list[int]] = {}
-            keep = [True] * len(pool)
-            for rule in (r for r in filters if name in r.splits):
-                extra = 1 if rule.text == "transcript" and rule.tokenizers == "policy" else 0  # the EOS SFT appends
-                before = keep.count(True)
-                for count in counters[rule.tokenizers]:
-                    key = (rule.text, id(count) if rule.tokenizers == "judges" else 0)
-                    if key not in counted:
-                        counted[key] = count(texts[rule.text]) if pool else []
-                    keep = [k and rule.min_tokens <= n + extra <= rule.max_tokens for k, n in zip(keep, counted[key])]
-                dropped["filters"][rule.describe()] += before - keep.count(True)
+            rules = [r for r in filters if name in r.splits]
+            keep = self._length_mask(name, pool, rules, counters, dropped["by_filter"])
             kept[name] = [example for example, k in zip(pool, keep) if k]
-            dropped[name] = len(pool) - len(kept[name])
+            dropped["by_split"][name] = len(pool) - len(kept[name])
             if not kept[name]:
-                why = (f"none passes the length filters ({'; '.join(r.describe() for r in filters if name in r.splits)})"
-                       if pool else "the dataset gives none")
+                why = (f"none passes the length filters ({'; '.join(r.describe() for r in rules)})" if pool
+                       else "the dataset gives none")
                 raise MobenchError(f"{self.name}: no {name} example: {why}")
         return MiniSplits(extra_text=pools.extra_text, **kept), dropped
+
+    def _length_mask(self, split: str, pool: list[Any], rules: list[LengthFilter],
+                     counters: dict[str, list[Callable[[list[str]], list[int]]]], by_filter: dict[str, int]) -> list[bool]:
+        """Which examples of one split's pool every rule keeps (each text counted once per tokenizer);
+        adds each rule's new drops to `by_filter`."""
+        pairs = pool if split == "sft" else [(p, p.references[0] if p.references else "") for p in pool]
+        texts = {"prompt": [p.text for p, _ in pairs], "transcript": [self.transcript(p, r) for p, r in pairs]}
+        counts: dict[tuple[str, str, int], list[int]] = {}
+        keep = [True] * len(pool)
+        for rule in rules:
+            eos_tokens = 1 if rule.text == "transcript" and rule.tokenizers == "policy" else 0  # SFT appends an EOS
+            before = keep.count(True)
+            for index, count in enumerate(counters[rule.tokenizers]):
+                key = (rule.text, rule.tokenizers, index)
+                if key not in counts:
+                    counts[key] = count(texts[rule.text]) if pool else []
+                keep = [k and rule.min_tokens <= n + eos_tokens <= rule.max_tokens for k, n in zip(keep, counts[key])]
+            by_filter[rule.describe()] += before - keep.count(True)
+        return keep
 
     def limit_prompt_tokens(self, positions: int | None) -> int:
         """`max_prompt_tokens`, lowered where a prompt plus `max_new_tokens` would pass the policy's
@@ -294,52 +307,17 @@ class HubTextTask(TextTask):
         from transformers import AutoConfig, AutoModelForCausalLM
 
         source = self.policy_source()
-        tokenizer = policy_tokenizer(source)
+        tokenizer = load_tokenizer(source, POLICY_TOKENIZER)
         tokenizer.padding_side = "left"
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        if getattr(_pretrained(AutoConfig, source, "the policy's config"), "is_encoder_decoder", False):
+        if getattr(pretrained(AutoConfig, source, "the policy's config"), "is_encoder_decoder", False):
             raise MobenchError(f"{source} is an encoder-decoder model; the decoding engine steers causal LMs only "
                                "(use preset=small or a causal policy)")
-        model = _pretrained(AutoModelForCausalLM, source, "the policy", dtype=torch.float32)
+        model = pretrained(AutoModelForCausalLM, source, "the policy", dtype=torch.float32)
         if torch.cuda.is_available():
             model = model.to("cuda")
         return model, tokenizer
-
-
-def count_tokens(tokenizer: Any, texts: list[str], chunk: int = 1000) -> list[int]:
-    """Tokens of each text as `tokenizer(text)` encodes it (special tokens included, like the reference's
-    `encode`), in chunks and without attention masks: pools run to ~10⁵ transcripts."""
-    counts: list[int] = []
-    for start in range(0, len(texts), chunk):
-        encoded = tokenizer(texts[start:start + chunk], return_attention_mask=False, verbose=False)
-        counts += [len(ids) for ids in encoded["input_ids"]]
-    return counts
-
-
-def checked_tokenizer(tokenizer: Any, source: str, what: str) -> Any:
-    """`tokenizer`, or a clear error when it encodes nothing (transformers builds an empty tokenizer from
-    a model folder saved without its tokenizer files)."""
-    if not tokenizer("hello world", verbose=False)["input_ids"]:
-        raise MobenchError(f"{what} from {source!r} encodes text as nothing: the folder lacks its tokenizer files "
-                           "(save the tokenizer beside the model)")
-    return tokenizer
-
-
-def policy_tokenizer(source: str) -> Any:
-    from transformers import AutoTokenizer
-
-    what = "the policy's tokenizer"
-    return checked_tokenizer(_pretrained(AutoTokenizer, source, what), source, what)
-
-
-def _pretrained(loader: Any, source: str, what: str, **kwargs: Any) -> Any:
-    """`loader.from_pretrained(source)`, with a clear error for a gated, private or broken model."""
-    try:
-        return loader.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise MobenchError(f"cannot load {what} from {source!r}: {str(exc).splitlines()[0]} "
-                           "(gated models need `huggingface-cli login`; or pass a local folder)") from None
 
 
 @lru_cache(maxsize=8)
@@ -347,6 +325,6 @@ def _cached_splits(task: HubTextTask) -> tuple[MiniSplits, dict[str, Any]]:
     # Building the data reads the dataset and the policy's tokenizer, and the judges' tokenizers where a
     # length filter counts with them (runs check every asset; `mobench judge` needs the data too).
     reads_judges = any(rule.tokenizers == "judges" for rule in task.reference_filters)
-    require([a for a in task.assets() if reads_judges or a.role in ("dataset", "policy base model")])
+    require([a for a in task.assets() if reads_judges or a.role in (DATASET_ROLE, POLICY_ROLE)])
     pools, dropped = task.fit_prompts(task.load_splits())
     return task.select(pools), dropped

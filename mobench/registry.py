@@ -30,8 +30,9 @@ PLUGIN_ENV = "MOBENCH_PLUGINS"
 class Component(ABC):
     """Base of everything registered: typed `Params`, a name, a version, a one-line description.
 
-    `version` keys cells and artifacts with the name and parameters: bump it whenever a change alters
-    what the component computes, or runs reuse results computed by the old code."""
+    `version` keys a method's cells (with its name and parameters) and a judge's or task's id: bump it
+    whenever a change alters what the component computes, or runs reuse results of the old code.
+    Artifacts are keyed by their recipes, which must name whatever changes them."""
 
     Params: ClassVar[type] = NoParams
     name: ClassVar[str] = ""

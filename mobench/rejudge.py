@@ -72,9 +72,12 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
     from mobench.versions import package_versions
 
     created = [judges.create(spec) for spec in judge_specs]  # unknown names fail first, before any work
+    twice = [spec for i, spec in enumerate(judge_specs) if spec in judge_specs[:i]]
+    if twice:
+        raise MobenchError(f"judge {twice[0]!r} is listed twice")
     results_path = run_dir / "results.json"
     if not run_dir.is_dir():
-        raise MobenchError(f"run directory {str(run_dir)!r} does not exist")
+        raise MobenchError(f"run directory {str(run_dir)!r} {'is not a directory' if run_dir.exists() else 'does not exist'}")
     if not results_path.is_file():
         raise MobenchError(f"{run_dir} holds no results.json; run `mobench run` first")
     if limit is not None and limit < 1:

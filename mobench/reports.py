@@ -59,8 +59,9 @@ def _format(key: str, value: float | None) -> str:
         return "–"
     if key == "front":
         return str(int(value))
-    # Four significant digits: mini-task HVs differ in the fourth (0.1065 vs 0.1057), quad's in the first.
-    return f"{value:#.4g}"
+    # Four significant digits: mini-task HVs differ in the fourth (0.1065 vs 0.1057), quad's in the first;
+    # `+ 0.0` turns -0.0 into 0.0, and a whole number keeps no bare trailing dot ("1234.").
+    return f"{value + 0.0:#.4g}".rstrip(".")
 
 
 def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]]]:
@@ -69,7 +70,7 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]
     columns = []
     for key, _, higher in COLUMNS:
         values = [_number(row.metrics.get(key)) for row in rows]
-        # Rank on the shown precision, so that two printed 0.123s are both bold or neither.
+        # Rank on the shown precision, so that two printed 0.1065s are both bold or neither.
         ranked = [None if v is None else float(_format(key, v)) for v in values]
         columns.append([(_format(key, v), m) for v, m in zip(values, marks(ranked, higher))])
     body = []

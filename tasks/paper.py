@@ -3,7 +3,7 @@
 Hub ids are the defaults; every dataset, policy and judge model accepts a local path instead
 (`--task hh2:dataset=/data/hh-rlhf:policy=/models/llama`, judge models through the judge spec
 parameters below). Nothing loads until a run needs it, and a missing asset is reported before any
-work (`mobench ls tasks` shows what is reachable). The policy is a pretrained causal LM (preset
+work (`mobench ls tasks` shows where each comes from). The policy is a pretrained causal LM (preset
 `small` = SmolLM2-135M by default; `preset=llama2-7b` is the paper's Table 1) — see
 `mobench.hub_task`.
 """

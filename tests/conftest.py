@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,23 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MOBENCH_HOME", str(home))
     monkeypatch.chdir(tmp_path)
     return home
+
+
+@pytest.fixture(autouse=True)
+def fresh_hub_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`--offline` sets the offline variables in the process, and hub probes are remembered per process:
+    no test inherits either from the one before."""
+    from mobench import hub
+
+    saved = {name: os.environ.get(name) for name in hub.OFFLINE_ENV}
+    monkeypatch.setattr(hub, "_HUB_PROBES", {})
+    monkeypatch.setattr(hub, "_UNREACHABLE_BECAUSE", [])
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @dataclass

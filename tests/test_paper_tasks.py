@@ -94,13 +94,13 @@ def test_long_prompts_are_dropped_and_counted(tmp_path, models):
     splits = task.splits()
     assert all(len(tokenizer(p.text)["input_ids"]) <= limit for p in splits.test + splits.rl + splits.validation)
     dropped = task.describe()["dropped_prompts"]
-    assert dropped["over_tokens"] == limit
-    assert dropped["test"] == len(full.test) - len(splits.test) == sum(n > limit for n in lengths) > 0
-    assert dropped["filters"][f"sft/rl/validation/test: 1-{limit} policy tokens of the prompt"] == dropped["test"]
+    assert dropped["prompt_token_limit"] == limit
+    assert dropped["by_split"]["test"] == len(full.test) - len(splits.test) == sum(n > limit for n in lengths) > 0
+    assert dropped["by_filter"][f"sft/rl/validation/test: 1-{limit} policy tokens of the prompt"] == dropped["by_split"]["test"]
     # The fixture policy has 512 positions: the new tokens lower the limit the same way.
     lowered = tasks.create(f"{spec}:max_new_tokens={512 - limit}").describe()["dropped_prompts"]
-    assert lowered["over_tokens"] == limit and lowered["test"] == 1
-    assert sum(dropped["filters"].values()) == sum(dropped[name] for name in ("sft", "rl", "validation", "test"))
+    assert lowered["prompt_token_limit"] == limit and lowered["by_split"]["test"] == 1
+    assert sum(dropped["by_filter"].values()) == sum(dropped["by_split"].values())
     with pytest.raises(MobenchError, match="no sft example: none passes the length filters .*1-12 policy tokens"):
         tasks.create(f"{spec}:max_new_tokens=500").splits()
     with pytest.raises(MobenchError, match="leaves no room for a prompt"):
@@ -131,12 +131,12 @@ def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models)
     assert set(rules) >= {"sft: 8-512 policy tokens of the transcript", "rl: 8-256 policy tokens of the prompt",
                           "rl: 8-256 judges tokens of the transcript", "validation/test: 8-512 judges tokens of the prompt"}
     splits, dropped = task.splits(), task.describe()["dropped_prompts"]
-    assert dropped["filters"]["rl: 8-256 judges tokens of the transcript"] >= 1
+    assert dropped["by_filter"]["rl: 8-256 judges tokens of the transcript"] >= 1
     assert len(splits.rl) == 6 and len(splits.sft) == 10 and len(splits.validation) == 3  # selected after filtering
     for judge in task.judges:
         counts = judge.count_tokens([hh_transcript(p.text, p.references[0]) for p in splits.rl])
         assert all(8 <= n <= 256 for n in counts)
-    assert sum(dropped["filters"].values()) == sum(dropped[name] for name in ("sft", "rl", "validation", "test"))
+    assert sum(dropped["by_filter"].values()) == sum(dropped["by_split"].values())
     # Each rule against each tokenizer's own counts of the very text RiC measures, at its bounds.
     pools = task.load_splits()
     transcripts = [hh_transcript(p.text, p.references[0]) for p in pools.rl]
@@ -145,13 +145,13 @@ def test_hh_keeps_what_the_reference_filters_keep_then_selects(tmp_path, models)
     task.reference_filters = (LengthFilter(("rl",), "transcript", "judges", 1, bound),)
     kept, report = task.fit_prompts(pools)
     expected = [p.id for p, a, b in zip(pools.rl, *counts) if max(a, b) <= bound]
-    assert [p.id for p in kept.rl] == expected and report["rl"] == len(pools.rl) - len(expected) > 0
+    assert [p.id for p in kept.rl] == expected and report["by_split"]["rl"] == len(pools.rl) - len(expected) > 0
     fewest = [min(a, b) for a, b in zip(*[judge.count_tokens([p.text for p in pools.test]) for judge in task.judges])]
     low = max(fewest)  # a prompt needs `low` tokens under every judge's tokenizer
     task.reference_filters = (LengthFilter(("test",), "prompt", "judges", low, 512),)
     kept, report = task.fit_prompts(pools)
     assert [p.id for p in kept.test] == [p.id for p, n in zip(pools.test, fewest) if n >= low]
-    assert 0 < report["test"] < len(pools.test)
+    assert 0 < report["by_split"]["test"] < len(pools.test)
     # SFT counts the EOS it appends: a transcript of n tokens needs a bound of n + 1.
     policy = AutoTokenizer.from_pretrained(models["policy"])
     first = len(policy(hh_transcript(pools.sft[0][0].text, pools.sft[0][1]))["input_ids"])
@@ -350,10 +350,7 @@ def test_a_run_without_the_network_names_every_hub_asset_at_once(tmp_path):
     from conftest import run_subprocess
 
     # A closed local port stands in for a hub that cannot be reached: no retries, one list.
-    from mobench.hub import OFFLINE_ENV
-
-    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "MOBENCH_HOME": str(tmp_path / "m"),
-           **{name: "0" for name in OFFLINE_ENV}}  # an --offline test before this one set them in this process
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "MOBENCH_HOME": str(tmp_path / "m")}
     ran = run_subprocess("run", "--task", "hh1", "--methods", "rs", env=env)
     assert ran.returncode != 0 and "Traceback" not in ran.stderr
     for expected in ("dataset: Anthropic/hh-rlhf", "policy base model: HuggingFaceTB/SmolLM2-135M",
