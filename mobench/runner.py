@@ -85,6 +85,19 @@ def default_out(task: Task) -> Path:
     return Path("results") / task.name
 
 
+def check_same_task(out: Path, task_name: str) -> None:
+    """A run directory holds one task's run: another task's run would silently replace its results."""
+    import json
+
+    try:
+        previous = json.loads((out / "results.json").read_text()).get("task", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        return  # no results yet, or a damaged file that the run rewrites
+    if previous and previous != task_name:
+        raise MobenchError(f"{str(out)!r} holds a run of task {previous!r}; a run of {task_name!r} would replace "
+                           f"its results: pick another --out")
+
+
 def check_out_dir(out: Path, create: bool = True) -> None:
     if out.exists() and not out.is_dir():
         raise MobenchError(f"output directory {str(out)!r} is a file")
@@ -147,6 +160,7 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         raise MobenchError(f"--seed must be in [0, 2**32 - 1], got {config.seed}")
     out = Path(config.out) if config.out is not None else default_out(task)
     check_out_dir(out, create_out)
+    check_same_task(out, task.name)
 
     task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
                      "judges": [judge.id for judge in task.judges]}

@@ -149,6 +149,12 @@ def test_command_line_prefs_replace_the_config_grid(cli, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
 
 
+def test_a_run_of_another_task_does_not_replace_a_run_directory(cli):
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "shared").code == 0
+    _assert_one_line_error(cli("run", "--task", "quad3", "--methods", "rs", "--out", "shared"),
+                           "holds a run of task 'quad'", "pick another --out")
+
+
 def test_a_prefs_file_named_in_a_config_is_found_beside_it(cli, tmp_path):
     folder = tmp_path / "configs"
     folder.mkdir()

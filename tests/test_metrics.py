@@ -110,7 +110,7 @@ def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
 
 
 def test_tables_escape_user_text_and_rank_both_directions():
-    from mobench.reports import Row, markdown_table, table_cells
+    from mobench.reports import Row, _format, markdown_table, table_cells
 
     rows = [Row("rs:name='a|b'", {"hv": 2.0, "spacing": 0.3}, 3), Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3),
             Row("z", {"hv": 0.5, "spacing": 0.2}, 3)]
@@ -121,6 +121,12 @@ def test_tables_escape_user_text_and_rank_both_directions():
     hv = [line[1][1] for line in body]
     spacing = [line[4][1] for line in body]
     assert hv == ["best", "second", ""] and spacing == ["", "best", "second"]  # Spac ↓: lower is better
+    # One policy for every μ (sft: one reward vector N times) has zero spacing but is no front: not ranked.
+    single = Row("sft", {"hv": 3.0, "spacing": 0.0}, 3, ranked=False)
+    _, body = table_cells(rows + [single])
+    assert [line[1][1] for line in body] == ["best", "second", "", ""]
+    assert [line[4][1] for line in body] == ["", "best", "second", ""]
+    assert _format("hv", 1234.0) == "1234" and _format("hv", -0.0) == "0.000" and _format("hv", 0.10654) == "0.1065"
 
 
 def test_leaderboard_keeps_runs_of_other_judges_apart(tmp_path):
