@@ -177,6 +177,10 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         method_prefs = prefs if own is None else np.asarray(own, dtype=float)
         cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in method_prefs]
         planned.append(PlannedMethod(key, method, method_id, cell_ids, method_prefs))
+    if config.limit is not None and hasattr(task, "test_prompts"):
+        found = len(task.test_prompts())  # builds the data, which the run needs next anyway
+        if found < config.limit:
+            raise MobenchError(f"--limit {config.limit}: task {task.name!r} has {found} test prompts")
     return Plan(config, task, prefs, prefs_source, out, planned)
 
 

@@ -149,6 +149,14 @@ def test_command_line_prefs_replace_the_config_grid(cli, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
 
 
+def test_a_limit_beyond_the_test_split_is_refused(cli):
+    from conftest import REPO
+
+    plugin = str(REPO / "tests" / "micro_text.py")
+    _assert_one_line_error(cli("--plugin", plugin, "run", "--task", "micro-text", "--methods", "sft", "--limit", "500"),
+                           "--limit 500: task 'micro-text' has 12 test prompts")
+
+
 def test_a_run_of_another_task_does_not_replace_a_run_directory(cli):
     assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "shared").code == 0
     _assert_one_line_error(cli("run", "--task", "quad3", "--methods", "rs", "--out", "shared"),
