@@ -48,7 +48,8 @@ def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
 @click.option("--no-train", is_flag=True, default=None, help="Fail instead of training a missing artifact.")
 @click.option("--ctrl-ties", type=click.Choice(["strict", "ignore"]),
               help="Controllability rule for tied preference coordinates (default strict, as the paper).")
-@click.option("--limit", type=int, help="Evaluate on the first N test prompts only (a quick trial).")
+@click.option("--limit", type=int, help="Evaluate on N test prompts only (a quick trial; the mini tasks' first N, "
+              "the paper tasks' N spread over the test split).")
 @click.option("--offline", is_flag=True, default=None,
               help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
 @click.pass_context
@@ -67,7 +68,7 @@ def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: in
 def _run(config: Any, quiet: bool) -> None:
     from mobench.artifacts import ArtifactStore
     from mobench.progress import Reporter
-    from mobench.reports import rich_table, rows_of, task_title, write_run_report
+    from mobench.reports import rich_table, rows_of, task_title, unranked_note, write_run_report
     from mobench.results import assemble, write_results
     from mobench.runner import execute, missing_cells, resolve
 
@@ -85,7 +86,11 @@ def _run(config: Any, quiet: bool) -> None:
     results = assemble(plan)
     path = write_results(plan.out, results, timing)
     reports = write_run_report(results, plan.out)
-    _wide_console().print(rich_table(rows_of(results), title=task_title(results)))
+    rows = rows_of(results)
+    console = _wide_console()
+    console.print(rich_table(rows, title=task_title(results)))
+    for note in unranked_note(rows):
+        console.print(note)
     reporter.log(f"wrote {path}, {reports['markdown']} and {reports['plot']}")
 
 

@@ -54,7 +54,7 @@ class RunConfig:
     out: Path | None = None
     allow_training: bool = True
     ctrl_ties: CtrlTies = "strict"
-    limit: int | None = None  # evaluate on the first N test prompts (a quick trial)
+    limit: int | None = None  # evaluate on N test prompts (a quick trial)
     offline: bool = False  # local paths and the hub cache only
 
 
@@ -95,7 +95,7 @@ def check_same_task(out: Path, task_name: str) -> None:
         return  # no results yet, or a damaged file that the run rewrites
     if previous and previous != task_name:
         raise MobenchError(f"{str(out)!r} holds a run of task {previous!r}; a run of {task_name!r} would replace "
-                           f"its results: pick another --out")
+                           f"its results: pick another --out (or delete its results.json)")
 
 
 def check_out_dir(out: Path, create: bool = True) -> None:
@@ -159,8 +159,9 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
     if not 0 <= config.seed < 2**32:  # the range numpy, torch and transformers' set_seed accept
         raise MobenchError(f"--seed must be in [0, 2**32 - 1], got {config.seed}")
     out = Path(config.out) if config.out is not None else default_out(task)
-    check_out_dir(out, create_out)
-    check_same_task(out, task.name)
+    check_out_dir(out, create=False)
+    if create_out:  # `prepare` writes no results: any run directory is fine for it
+        check_same_task(out, task.name)
 
     task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
                      "judges": [judge.id for judge in task.judges]}
@@ -181,6 +182,7 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         found = len(task.test_prompts())  # builds the data, which the run needs next anyway
         if found < config.limit:
             raise MobenchError(f"--limit {config.limit}: task {task.name!r} has {found} test prompts")
+    check_out_dir(out, create_out)  # created last: a refused run leaves no empty directory behind
     return Plan(config, task, prefs, prefs_source, out, planned)
 
 

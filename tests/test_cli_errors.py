@@ -155,12 +155,19 @@ def test_a_limit_beyond_the_test_split_is_refused(cli):
     plugin = str(REPO / "tests" / "micro_text.py")
     _assert_one_line_error(cli("--plugin", plugin, "run", "--task", "micro-text", "--methods", "sft", "--limit", "500"),
                            "--limit 500: task 'micro-text' has 12 test prompts")
+    assert not Path("results/micro-text").exists()  # a refused run leaves no empty run directory
 
 
 def test_a_run_of_another_task_does_not_replace_a_run_directory(cli):
     assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "shared").code == 0
     _assert_one_line_error(cli("run", "--task", "quad3", "--methods", "rs", "--out", "shared"),
                            "holds a run of task 'quad'", "pick another --out")
+    # `prepare` writes no results, so a run directory of another task does not concern it.
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "results/quad3").code == 0
+    assert cli("-q", "prepare", "--task", "quad3", "--methods", "rs").code == 0
+    (Path("damaged")).mkdir()
+    Path("damaged/results.json").write_text("[1, 2]")  # not a results file: the run rewrites it
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "damaged").code == 0
 
 
 def test_a_prefs_file_named_in_a_config_is_found_beside_it(cli, tmp_path):

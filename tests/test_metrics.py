@@ -1,6 +1,7 @@
 """Golden examples of shared/METRICS.md and pymoo cross-checks against a brute-force hypervolume."""
 
 from itertools import combinations
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,6 +128,25 @@ def test_tables_escape_user_text_and_rank_both_directions():
     assert [line[1][1] for line in body] == ["best", "second", "", ""]
     assert [line[4][1] for line in body] == ["", "best", "second", ""]
     assert _format("hv", 1234.0) == "1234" and _format("hv", -0.0) == "0.000" and _format("hv", 0.10654) == "0.1065"
+    _, body = table_cells([single, rows[0]])  # one ranked row beside sft is best at nothing
+    assert all(mark == "" for line in body for _, mark in line)
+
+
+def test_a_single_policy_is_told_from_a_front_by_its_points():
+    from mobench.reports import rows_of, run_report_markdown
+
+    def results(points: list[list[float]]) -> dict:
+        return {"task": {"spec": "t", "version": "1", "reference_point": [0, 0],
+                         "objectives": [{"name": "a"}, {"name": "b"}]},
+                "config": {"ctrl_ties": "strict", "preferences": "grid:3"},
+                "methods": {"m": {"metrics": {"hv": 1.0}, "n_points": len(points),
+                                  "points": [{"mu": [1, 0], "rewards": r} for r in points]}}}
+
+    assert [r.ranked for r in rows_of(results([[0.5, 0.5]] * 3))] == [False]
+    assert "not ranked" in run_report_markdown(results([[0.5, 0.5]] * 3))
+    assert [r.ranked for r in rows_of(results([[0.5, 0.5], [0.4, 0.6]]))] == [True]
+    assert [r.ranked for r in rows_of(results([[0.5, 0.5]]))] == [True]  # a one-point preference file
+    assert "not ranked" not in run_report_markdown(results([[0.5, 0.5], [0.4, 0.6]]))
 
 
 def test_leaderboard_keeps_runs_of_other_judges_apart(tmp_path):
@@ -150,3 +170,21 @@ def test_pareto_plot_draws_a_front_with_a_missing_reward(tmp_path):
     results["methods"]["rs"]["points"].append({"mu": [0.5, 0.5], "rewards": [None, 0.5]})
     pareto_plot(results, tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_committed_tables_and_leaderboard_are_what_the_suite_writes(monkeypatch):
+    """The reference runs' table.md and the leaderboard, regenerated from their results.json by the
+    current code, are byte for byte what is committed (a report change must regenerate them)."""
+    from conftest import REPO
+
+    from mobench.reports import collect, leaderboard_html, leaderboard_markdown, run_report_markdown
+    from mobench.results import load_results
+
+    monkeypatch.chdir(REPO)
+    runs = sorted(Path("results").glob("*/results.json"))
+    assert len(runs) >= 9
+    for path in runs:
+        assert (path.parent / "table.md").read_text() == run_report_markdown(load_results(path)), path
+    boards = collect([Path("results")])
+    assert Path("results/leaderboard.md").read_text() == leaderboard_markdown(boards)
+    assert Path("results/leaderboard.html").read_text() == leaderboard_html(boards)
