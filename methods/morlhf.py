@@ -15,7 +15,7 @@ class MORLHF(Method):
     """MORLHF: one RL run per preference μ with reward weights w = μ (expensive oracle baseline)."""
 
     def prepare_preference(self, ctx: RunContext, mu: np.ndarray) -> None:
-        ctx.rl_policy(mu)
+        ctx.build_rl_policy(mu)  # built, not held: a run loads each policy when it needs it
 
     def generator(self, ctx: RunContext, mu: np.ndarray) -> Generator:
         return ctx.task.generator(ctx, ctx.rl_policy(mu))

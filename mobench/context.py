@@ -42,9 +42,10 @@ class RunContext:
         self.details[key] = value
 
     def artifact(self, kind: str, recipe: dict[str, Any], build: Callable[[Path], dict[str, Any] | None],
-                 load: Callable[[Path], Any], uses_packages: tuple[str, ...] = (), uses_rl: bool = True,
+                 load: Callable[[Path], Any] | None, uses_packages: tuple[str, ...] = (), uses_rl: bool = True,
                  trains: bool = True) -> Any:
-        """Load the artifact named by (kind, recipe), building it first if it is missing.
+        """Load the artifact named by (kind, recipe), building it first if it is missing; `load=None`
+        only makes sure it is built (`mobench prepare` need not hold every MORLHF policy in memory).
 
         `uses_rl=False` declares that neither the build nor anything it loads runs RL: the task's RL-only
         parameters then stay out of the recipe (see `artifact_params`). `trains=False` (a selection on the
@@ -70,6 +71,8 @@ class RunContext:
         # the list depend on what the store already held (`prepare` then `run` vs `run` alone).
         if not self._building:
             self.artifacts_used[artifact] = {"kind": kind, "recipe": full_recipe}
+        if load is None:
+            return None
         if artifact not in self.memo:
             self.memo[artifact] = load(path)
         return self.memo[artifact]
@@ -80,6 +83,13 @@ class RunContext:
 
     def rl_policy(self, weights: np.ndarray | list[float], fraction: float = 1.0) -> PolicyState:
         """The policy trained by RL with reward weights w (shared by every method that asks for w)."""
+        return self._rl_artifact(weights, fraction, load=True)
+
+    def build_rl_policy(self, weights: np.ndarray | list[float]) -> None:
+        """Build the RL policy for w if it is missing, without holding it in memory (`mobench prepare`)."""
+        self._rl_artifact(weights, 1.0, load=False)
+
+    def _rl_artifact(self, weights: np.ndarray | list[float], fraction: float, load: bool) -> Any:
         w = canonical(weights)
         task = self.task
 
@@ -89,7 +99,7 @@ class RunContext:
             return info
 
         recipe = {"policy": task.policy_recipe(), "weights": w, "fraction": fraction, "seed": self.seed}
-        return self.artifact("rl-policy", recipe, build, task.load_policy)
+        return self.artifact("rl-policy", recipe, build, task.load_policy if load else None)
 
 
 def _short(recipe: dict[str, Any]) -> str:

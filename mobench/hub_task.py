@@ -244,7 +244,7 @@ class HubTextTask(TextTask):
         """Which examples of one split's pool every rule keeps (each text counted once per tokenizer);
         adds each rule's new drops to `by_filter`."""
         pairs = pool if split == "sft" else [(p, p.references[0] if p.references else "") for p in pool]
-        texts = {"prompt": [p.text for p, _ in pairs], "transcript": [self.transcript(p, r) for p, r in pairs]}
+        texts: dict[str, list[str]] = {}  # built when a rule first reads them
         counts: dict[tuple[str, str, int], list[int]] = {}
         keep = [True] * len(pool)
         for rule in rules:
@@ -253,6 +253,8 @@ class HubTextTask(TextTask):
             for index, count in enumerate(counters[rule.tokenizers]):
                 key = (rule.text, rule.tokenizers, index)
                 if key not in counts:
+                    if rule.text not in texts:
+                        texts[rule.text] = [p.text if rule.text == "prompt" else self.transcript(p, r) for p, r in pairs]
                     counts[key] = count(texts[rule.text]) if pool else []
                 keep = [k and rule.min_tokens <= n + eos_tokens <= rule.max_tokens for k, n in zip(keep, counts[key])]
             by_filter[rule.describe()] += before - keep.count(True)

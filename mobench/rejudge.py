@@ -77,7 +77,8 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
         raise MobenchError(f"judge {twice[0]!r} is listed twice")
     results_path = run_dir / "results.json"
     if not run_dir.is_dir():
-        raise MobenchError(f"run directory {str(run_dir)!r} {'is not a directory' if run_dir.exists() else 'does not exist'}")
+        problem = "is not a directory" if run_dir.exists() else "does not exist"
+        raise MobenchError(f"run directory {str(run_dir)!r} {problem}")
     if not results_path.is_file():
         raise MobenchError(f"{run_dir} holds no results.json; run `mobench run` first")
     if limit is not None and limit < 1:

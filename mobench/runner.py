@@ -87,10 +87,10 @@ def default_out(task: Task) -> Path:
 
 def check_same_task(out: Path, task_name: str) -> None:
     """A run directory holds one task's run: another task's run would silently replace its results."""
-    import json
+    from mobench.fileio import read_json
 
     try:
-        previous = json.loads((out / "results.json").read_text()).get("task", {}).get("name")
+        previous = read_json(out / "results.json").get("task", {}).get("name")
     except (OSError, ValueError, AttributeError):
         return  # no results yet, or a damaged file that the run rewrites
     if previous and previous != task_name:

@@ -64,6 +64,8 @@ class Task(Component):
     def mean_rewards(self, prompts: Sequence[Any], outputs: Sequence[Any], scores: np.ndarray) -> np.ndarray:
         """One cell's mean reward per objective from `score`'s array, as each judge aggregates
         (`Judge.sample_weights`; most judges: a plain mean)."""
+        # One mean over the whole array, not `mean_score` per column: a column's mean can differ from it in
+        # the last bit, and unweighted runs must keep reproducing their committed results exactly.
         means = scores.mean(axis=0)
         for i, judge in enumerate(self.judges):
             weights = judge.sample_weights(prompts, outputs)

@@ -35,16 +35,21 @@ def _write_plugin(folder: Path, module: str = "echo_plugin") -> Path:
     return path
 
 
+def _quad_outputs(plugin: Path, methods: str, method: str, out: Path) -> list:
+    """The outputs of `method` in a 3-point quad run through the CLI with `plugin` loaded."""
+    ran = run_subprocess("--plugin", str(plugin), "-q", "run", "--task", "quad", "--methods", methods,
+                         "--grid", "3", "--out", str(out))
+    assert ran.returncode == 0, ran.stderr
+    results = json.loads((out / "results.json").read_text())
+    return [p["output"] for p in results["methods"][method]["points"]]
+
+
 def test_plugin_file_runs_through_the_cli(tmp_path):
     path = _write_plugin(tmp_path / "plugins")
     listed = run_subprocess("--plugin", str(path), "ls", "methods")
     assert listed.returncode == 0, listed.stderr
     assert "sft-echo" in listed.stdout and "SFT starting point" in listed.stdout
-    ran = run_subprocess("--plugin", str(path), "-q", "run", "--task", "quad", "--methods", "sft-echo,rs",
-                         "--grid", "3", "--out", str(tmp_path / "run"))
-    assert ran.returncode == 0, ran.stderr
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert [p["output"] for p in results["methods"]["sft-echo"]["points"]] == [[0.0, 0.0]] * 3
+    assert _quad_outputs(path, "sft-echo,rs", "sft-echo", tmp_path / "run") == [[0.0, 0.0]] * 3
 
 
 def test_the_readme_plugin_example_runs_as_written(tmp_path):
@@ -52,11 +57,7 @@ def test_the_readme_plugin_example_runs_as_written(tmp_path):
     block = readme.split("## Extending", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     path = tmp_path / "my_method.py"
     path.write_text(block)
-    ran = run_subprocess("--plugin", str(path), "-q", "run", "--task", "quad", "--methods", "my-method",
-                         "--grid", "3", "--out", str(tmp_path / "run"))
-    assert ran.returncode == 0, ran.stderr
-    results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert [p["output"] for p in results["methods"]["my-method"]["points"]] == [[0.0, 0.0]] * 3
+    assert _quad_outputs(path, "my-method", "my-method", tmp_path / "run") == [[0.0, 0.0]] * 3
 
 
 def test_a_plugin_class_missing_a_required_method_is_refused_by_name(tmp_path):
