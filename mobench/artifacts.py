@@ -22,7 +22,7 @@ from typing import Any
 
 from mobench.errors import MobenchError
 from mobench.fileio import atomic_write_json, json_safe, read_json
-from mobench.versions import package_versions
+from mobench.versions import package_versions, source_revision
 
 HOME_ENV = "MOBENCH_HOME"
 MANIFEST = "manifest.json"
@@ -125,6 +125,7 @@ class ArtifactStore:
                     "kind": kind,
                     "recipe": recipe,
                     "versions": package_versions(uses_packages),
+                    "source": source_revision(),
                     "info": info,
                     "wall_time_s": round(time.perf_counter() - started, 3),
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

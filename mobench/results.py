@@ -11,7 +11,7 @@ from mobench.cells import CellStore
 from mobench.fileio import atomic_write_json, read_json
 from mobench.metrics import evaluate
 from mobench.runner import Plan
-from mobench.versions import device_description, package_versions
+from mobench.versions import device_description, package_versions, source_revision
 
 SCHEMA = "mobench.results/1"
 RESULTS_FILE = "results.json"
@@ -61,6 +61,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "ctrl_ties": plan.config.ctrl_ties,
         },
         "versions": package_versions(tuple(dict.fromkeys(packages))),
+        "source": source_revision(),
         "device": ", ".join(sorted(set(devices))),
         "methods": methods_out,
     }

@@ -22,6 +22,26 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     return versions
 
 
+def source_revision() -> dict[str, object] | None:
+    """The git commit of the mobench checkout that computed a result, and whether tracked files had
+    uncommitted changes; None when mobench is not run from a git checkout (an installed wheel) or git
+    is unavailable. Recorded beside the versions, so a result names the code that produced it."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(mobench.__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # a directory in a clone, a file in a worktree
+        return None
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "modified": bool(status.strip())}
+
+
 def device_description() -> str:
     """The machine the run computed on: the GPU's name when torch sees one, else the CPU (architecture,
     cores). torch is asked whenever it is installed, so a run that happened not to import it (a warm

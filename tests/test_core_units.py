@@ -126,6 +126,19 @@ def test_typed_parameters_are_coerced_and_checked():
 
 # --- artifact store --------------------------------------------------------------------------
 
+def test_source_revision_names_the_checkout_or_nothing(tmp_path, monkeypatch):
+    import mobench
+    from mobench.versions import source_revision
+
+    repo = Path(mobench.__file__).resolve().parent.parent
+    if (repo / ".git").exists():
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert source_revision()["commit"] == head.strip()
+    (tmp_path / "mobench").mkdir()  # an installed copy: no checkout around it
+    monkeypatch.setattr(mobench, "__file__", str(tmp_path / "mobench" / "__init__.py"))
+    assert source_revision() is None
+
+
 def test_artifact_is_built_once_and_content_addressed(tmp_path):
     from mobench.artifacts import ArtifactStore
 
@@ -144,7 +157,7 @@ def test_artifact_is_built_once_and_content_addressed(tmp_path):
     assert other[0] != first[0] and len(calls) == 2
     manifest = store.manifest(first[0])
     assert manifest["recipe"] == {"w": [1, 0], "seed": 0} and manifest["info"] == {"loss": 0.5}
-    assert "wall_time_s" in manifest and "mobench" in manifest["versions"]
+    assert "wall_time_s" in manifest and "mobench" in manifest["versions"] and "source" in manifest
     with pytest.raises(MobenchError, match="--no-train"):
         store.get_or_build("policy", {"w": [0.5, 0.5]}, build, allow_build=False)
 
