@@ -138,6 +138,23 @@ def _timed(decoder: Any, ids: Any, mask: Any, generator: Any, device: str) -> fl
     return time.perf_counter() - start
 
 
+def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per batch size: each merged variant's per-token time over its ensemble's (and over the guidance
+    overhead alone, the time above plain decoding)."""
+    by = {(r["method"], r["batch"]): r["ms_per_token"] for r in rows}
+    ratios = []
+    for batch in dict.fromkeys(r["batch"] for r in rows):
+        plain = by.get(("plain", batch))
+        for merged, ensemble in (("mage-e-m", "mage-e"), ("mage-i-m", "mage-i"), ("mage-i-m-naive", "mage-i")):
+            if (merged, batch) in by and (ensemble, batch) in by:
+                row = {"batch": batch, "merged": merged, "ensemble": ensemble,
+                       "total_ratio": round(by[(merged, batch)] / by[(ensemble, batch)], 3)}
+                if plain is not None:
+                    row["guidance_ratio"] = round((by[(merged, batch)] - plain) / max(1e-9, by[(ensemble, batch)] - plain), 3)
+                ratios.append(row)
+    return ratios
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
@@ -161,26 +178,22 @@ def main() -> None:
     from mobench.versions import package_versions
 
     torch.set_num_threads(torch.get_num_threads())
-    rows = [time_method(m, SHAPES[args.shape], args, b) for b in args.batch for m in args.methods]
-    by = {(r["method"], r["batch"]): r["ms_per_token"] for r in rows}
-    ratios = []
-    for batch in args.batch:
-        plain = by.get(("plain", batch))
-        for merged, ensemble in (("mage-e-m", "mage-e"), ("mage-i-m", "mage-i"), ("mage-i-m-naive", "mage-i")):
-            if (merged, batch) in by and (ensemble, batch) in by:
-                row = {"batch": batch, "merged": merged, "ensemble": ensemble,
-                       "total_ratio": round(by[(merged, batch)] / by[(ensemble, batch)], 3)}
-                if plain is not None:
-                    row["guidance_ratio"] = round((by[(merged, batch)] - plain) / max(1e-9, by[(ensemble, batch)] - plain), 3)
-                ratios.append(row)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
-    result = {"shape": args.shape, "device": args.device, "device_name": device_name, "dtype": args.dtype,
-              "cache": args.cache, "compile": args.compile, "mode": args.mode, "new_tokens": args.new_tokens,
-              "prompt_tokens": args.prompt_tokens, "threads": torch.get_num_threads(), "rows": rows,
-              "merged_vs_ensemble": ratios, "versions": package_versions(("torch", "transformers"))}
     out = args.out or Path(__file__).parent / "results" / f"decoding-{args.shape}-{args.device.split(':')[0]}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    rows: list[dict[str, Any]] = []
+    for batch in args.batch:
+        for method in args.methods:
+            rows.append(time_method(method, SHAPES[args.shape], args, batch))
+            # Written after every row, so a run stopped at a time limit keeps what it measured.
+            result = {"shape": args.shape, "device": args.device, "device_name": device_name, "dtype": args.dtype,
+                      "cache": args.cache, "compile": args.compile, "mode": args.mode,
+                      "new_tokens": args.new_tokens, "prompt_tokens": args.prompt_tokens,
+                      "threads": torch.get_num_threads(), "rows": rows, "merged_vs_ensemble": _ratios(rows),
+                      "complete": len(rows) == len(args.batch) * len(args.methods),
+                      "versions": package_versions(("torch", "transformers"))}
+            out.write_text(json.dumps(result, indent=2) + "\n")
+    ratios = result["merged_vs_ensemble"]
     print(f"{'method':16} {'batch':>5} {'models':>6} {'ms/token':>9}")
     for r in rows:
         print(f"{r['method']:16} {r['batch']:>5} {r['models_per_token']:>6} {r['ms_per_token']:>9.3f}")
