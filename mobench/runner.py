@@ -178,10 +178,16 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         method_prefs = prefs if own is None else np.asarray(own, dtype=float)
         cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in method_prefs]
         planned.append(PlannedMethod(key, method, method_id, cell_ids, method_prefs))
-    if config.limit is not None and hasattr(task, "test_prompts"):
+    from mobench.params import parse_spec
+
+    asked = config.limit if config.limit is not None else parse_spec(config.task)[1].get("n_test")
+    if asked is not None and hasattr(task, "test_prompts"):
+        # Only a number the user gave is held to the split's size; a task's default n_test (500 for the
+        # paper tasks) takes what a smaller local copy has.
         found = len(task.test_prompts())  # builds the data, which the run needs next anyway
-        if found < config.limit:
-            raise MobenchError(f"--limit {config.limit}: task {task.name!r} has {found} test prompts")
+        if found < int(asked):
+            how = f"--limit {config.limit}" if config.limit is not None else f"n_test={asked}"
+            raise MobenchError(f"{how}: task {task.name!r} has {found} test prompts")
     check_out_dir(out, create_out)  # created last: a refused run leaves no empty directory behind
     return Plan(config, task, prefs, prefs_source, out, planned)
 

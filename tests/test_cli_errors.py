@@ -149,13 +149,15 @@ def test_command_line_prefs_replace_the_config_grid(cli, tmp_path):
     assert json.loads((tmp_path / "out" / "results.json").read_text())["methods"]["rs"]["n_points"] == 2
 
 
-def test_a_limit_beyond_the_test_split_is_refused(cli):
+def test_a_limit_or_n_test_beyond_the_test_split_is_refused(cli):
     from conftest import REPO
 
     plugin = str(REPO / "tests" / "micro_text.py")
     _assert_one_line_error(cli("--plugin", plugin, "run", "--task", "micro-text", "--methods", "sft", "--limit", "500"),
                            "--limit 500: task 'micro-text' has 12 test prompts")
     assert not Path("results/micro-text").exists()  # a refused run leaves no empty run directory
+    _assert_one_line_error(cli("--plugin", plugin, "run", "--task", "micro-text:n_test=40", "--methods", "sft"),
+                           "n_test=40: task 'micro-text' has 12 test prompts")
 
 
 def test_a_run_of_another_task_does_not_replace_a_run_directory(cli):
