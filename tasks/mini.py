@@ -8,10 +8,13 @@ reference point is the origin.
 
 from __future__ import annotations
 
+import dataclasses
+
 from mobench.registry import tasks
 from mobench.task import Objective
 from mobench.text_task import TextTask
 from mobench.textdata import MiniSplits
+from mobench.training import SFTSettings
 
 HELPFUL = Objective("helpful", "helpful-mini", "closeness to the corpus's gold replies, gated by fluency")
 HARMLESS = Objective("harmless", "harmless-mini", "1 − offensive probability (alt-profanity-check), gated by fluency")
@@ -67,6 +70,13 @@ class SummaryMini(_DocumentTask):
     kind = "summary"
     objectives = (FAITHFUL, SUMMARY)
     reference_point = (0.0, 0.0)
+    # 4: supervised steps (SFT, RiC, MODPO) read up to the policy's 256 positions; at the default 128
+    # tokens, 12% of the SFT pairs lost the end of their target with its EOS, and 19 documents whose
+    # prompt alone is longer lost the whole target.
+    version = "4"
+
+    def sft_settings(self) -> SFTSettings:
+        return dataclasses.replace(super().sft_settings(), max_length=self.lm_spec.n_positions)
 
 
 def _qa(name: str, objectives: tuple[Objective, ...], doc: str) -> None:
