@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -192,7 +193,9 @@ def main() -> None:
                       "threads": torch.get_num_threads(), "rows": rows, "merged_vs_ensemble": _ratios(rows),
                       "complete": len(rows) == len(args.batch) * len(args.methods),
                       "versions": package_versions(("torch", "transformers"))}
-            out.write_text(json.dumps(result, indent=2) + "\n")
+            partial = out.with_suffix(".partial")
+            partial.write_text(json.dumps(result, indent=2) + "\n")
+            os.replace(partial, out)  # atomic: a kill mid-write keeps the previous rows
     ratios = result["merged_vs_ensemble"]
     print(f"{'method':16} {'batch':>5} {'models':>6} {'ms/token':>9}")
     for r in rows:

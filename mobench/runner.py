@@ -180,7 +180,8 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         planned.append(PlannedMethod(key, method, method_id, cell_ids, method_prefs))
     from mobench.params import parse_spec
 
-    asked = config.limit if config.limit is not None else parse_spec(config.task)[1].get("n_test")
+    given = config.limit is not None or "n_test" in parse_spec(config.task)[1]
+    asked = task.resolved_params().get("n_test") if given else None  # the parsed value (--limit set it above)
     if asked is not None and hasattr(task, "test_prompts"):
         # Only a number the user gave is held to the split's size; a task's default n_test (500 for the
         # paper tasks) takes what a smaller local copy has.

@@ -256,6 +256,8 @@ def models(tmp_path_factory):
 
 
 def test_reward_model_judges_feed_the_reference_inputs_and_read_the_reference_logit(models):
+    # On a GPU the judges read in bf16 (their GPU dtype), the manual reference in fp32.
+    tol = dict(rel=2e-2, abs=1e-2) if torch.cuda.is_available() else dict(abs=1e-4)
     hh = [TextPrompt("\n\nHuman: hi \n\nAssistant:"), TextPrompt("\n\nHuman: tell me a joke \n\nAssistant:")]
     replies = ["hello, I can help", "why did the chicken cross the road"]
     helpful = judges.create(f"rm-helpful:model={models['gpt2-rm']}:batch_size=2")
@@ -263,16 +265,16 @@ def test_reward_model_judges_feed_the_reference_inputs_and_read_the_reference_lo
     scores = helpful.score(hh, replies)
     for prompt, reply, score in zip(hh, replies, scores):  # batched (padded) == one at a time
         assert score == pytest.approx(_manual(models["gpt2-rm"], "AutoModelForSequenceClassification",
-                                              prompt.text, reply), abs=1e-4)
+                                              prompt.text, reply), **tol)
     humor = judges.create(f"rm-humor:model={models['humor']}")
     assert humor.inputs(hh, replies) == (replies, None)
     assert humor.score(hh, replies)[1] == pytest.approx(
-        _manual(models["humor"], "AutoModelForSequenceClassification", replies[1], index=1), abs=1e-4)
+        _manual(models["humor"], "AutoModelForSequenceClassification", replies[1], index=1), **tol)
     posts = [TextPrompt("### Instruction: x ### Input: p ### Response: ", source="my cat sat on the mat")] * 2
     faithful = judges.create(f"rm-faithful:model={models['bart']}")
     assert faithful.inputs(posts, replies) == (replies, ["my cat sat on the mat"] * 2)
     assert faithful.score(posts, replies)[0] == pytest.approx(
-        _manual(models["bart"], "AutoModelForSequenceClassification", replies[0], "my cat sat on the mat", 1), abs=1e-4)
+        _manual(models["bart"], "AutoModelForSequenceClassification", replies[0], "my cat sat on the mat", 1), **tol)
     summary = judges.create(f"rm-summary:model={models['gpt2-rm']}")
     assert summary.inputs(posts, ["a cat"])[0] == ["a cat <|endoftext|> my cat sat on the mat"]
     with pytest.raises(MobenchError, match="carry their post"):
@@ -383,8 +385,10 @@ def test_sft_and_ric_fine_tuning_train_lora_adapters_and_merge_them_when_the_tas
     state = task.initial_policy(ctx)
     base = AutoModelForCausalLM.from_pretrained(models["policy"]).state_dict()
     assert not any("lora_" in key or "base_layer" in key for key in state) and set(state) >= {k for k in base if "attn.bias" not in k}
-    assert torch.equal(state["transformer.wte.weight"], base["transformer.wte.weight"])  # not adapted
-    assert not torch.equal(state["transformer.h.0.attn.c_attn.weight"], base["transformer.h.0.attn.c_attn.weight"])
+    # (bf16 on a GPU: the policy's dtype there; the saved random weights are fp32)
+    assert torch.equal(state["transformer.wte.weight"], base["transformer.wte.weight"].to(state["transformer.wte.weight"].dtype))  # not adapted
+    assert not torch.equal(state["transformer.h.0.attn.c_attn.weight"],
+                           base["transformer.h.0.attn.c_attn.weight"].to(state["transformer.h.0.attn.c_attn.weight"].dtype))
     manifest = json.loads(next((tmp_path / "home").glob("artifacts/sft-policy-*/manifest.json")).read_text())
     assert manifest["recipe"]["policy"]["sft_lora_r"] == 4 and manifest["info"]["lora_rank"] == 4
     # RiC's conditioned fine-tuning goes through the same LoRA path.
