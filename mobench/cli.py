@@ -68,7 +68,7 @@ def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: in
 def _run(config: Any, quiet: bool) -> None:
     from mobench.artifacts import ArtifactStore
     from mobench.progress import Reporter
-    from mobench.reports import rich_table, rows_of, task_title, unranked_note, write_run_report
+    from mobench.reports import rich_table, rows_of, task_title, table_notes, write_run_report
     from mobench.results import assemble, write_results
     from mobench.runner import execute, missing_cells, resolve
 
@@ -89,7 +89,7 @@ def _run(config: Any, quiet: bool) -> None:
     rows = rows_of(results)
     console = _wide_console()
     console.print(rich_table(rows, title=task_title(results)))
-    for note in unranked_note(rows):
+    for note in table_notes(rows):
         console.print(note)
     reporter.log(f"wrote {path}, {reports['markdown']} and {reports['plot']}")
 

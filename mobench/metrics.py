@@ -119,3 +119,43 @@ def evaluate(prefs: np.ndarray, rewards: np.ndarray, ref: np.ndarray | list,
         "front": front_size(rewards),
         "ctrl": controllability(prefs, rewards, ties=ctrl_ties),
     }
+
+
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_SEED = 0
+
+
+def bootstrap_hypervolume(samples: list[np.ndarray], groups: np.ndarray, ref: np.ndarray | list,
+                          weights: list[np.ndarray] | None = None, resamples: int = BOOTSTRAP_RESAMPLES,
+                          seed: int = BOOTSTRAP_SEED) -> dict[str, object] | None:
+    """How much a front's hypervolume depends on which test prompts were drawn: the bootstrap over
+    prompts (resampled with replacement, each with all its samples, the same draws for every point).
+
+    `samples[k]` is point k's S x n array of per-sample rewards, `groups` the S prompt indices (shared by
+    every point: all answer the same prompts), `weights[k]` an optional S x n array of per-sample weights
+    (a judge that pools by segment count; None: plain means). Returns the standard error, the 95%
+    percentile interval and the number of resamples; None with fewer than two prompts (nothing to
+    resample) or a non-finite reward. Deterministic for a given seed, and with the same seed every
+    method of a run sees the same draws, so their intervals are paired."""
+    groups = np.asarray(groups)
+    unique, index = np.unique(groups, return_inverse=True)
+    if len(unique) < 2 or not samples:
+        return None
+    arrays = [np.asarray(s, dtype=float) for s in samples]
+    if any(a.shape[0] != len(groups) for a in arrays) or not all(np.all(np.isfinite(a)) for a in arrays):
+        return None
+    sample_weights = [np.ones_like(a) if weights is None else np.asarray(w, dtype=float)
+                      for a, w in zip(arrays, weights or [None] * len(arrays))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, len(unique), len(unique)), minlength=len(unique))[index]
+        points = []
+        for a, w in zip(arrays, sample_weights):
+            mass = w * counts[:, None]
+            total = mass.sum(axis=0)
+            points.append(np.where(total > 0, (mass * a).sum(axis=0) / np.where(total > 0, total, 1), 0.0))
+        values.append(hypervolume(np.array(points), ref))
+    low, high = np.percentile(values, [2.5, 97.5])
+    return {"hv_se": float(np.std(values, ddof=1)), "hv_ci95": [float(low), float(high)],
+            "resamples": resamples, "unit": "test prompt"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from mobench.cells import CellStore
 from mobench.fileio import atomic_write_json, read_json
-from mobench.metrics import evaluate
+from mobench.metrics import bootstrap_hypervolume, evaluate
 from mobench.runner import Plan
 from mobench.versions import device_description, package_versions, source_revision
 
@@ -43,6 +44,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "params": planned.method.resolved_params(),
             "n_points": len(records),
             "metrics": evaluate(prefs, rewards, task.reference_point, plan.config.ctrl_ties),
+            "uncertainty": _uncertainty(plan, records),
             "details": method_record["details"],
             "points": [{"mu": r["mu"], "rewards": r["rewards"], "reward_std": r["reward_std"],
                         "output": r["output"]} for r in records],
@@ -65,6 +67,31 @@ def assemble(plan: Plan) -> dict[str, Any]:
         "device": ", ".join(sorted(set(devices))),
         "methods": methods_out,
     }
+
+
+def _uncertainty(plan: Plan, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The HV's bootstrap over test prompts (metrics.bootstrap_hypervolume) from the cells' per-sample
+    rewards, pooled as each judge pools (`Judge.sample_weights`); None where there is one prompt (quad)."""
+    if not records or any("samples" not in r for r in records):
+        return None
+    keys = [json.dumps(sample["prompt"], sort_keys=True) for sample in records[0]["samples"]]
+    if any([json.dumps(x["prompt"], sort_keys=True) for x in r["samples"]] != keys for r in records):
+        return None  # points that answered different prompts cannot share resamples
+    groups = np.unique(keys, return_inverse=True)[1]
+    samples = [np.array([x["rewards"] for x in r["samples"]], dtype=float) for r in records]
+    weights = None
+    prompts: list[Any] | None = None
+    for column, judge in enumerate(getattr(plan.task, "judges", ())):
+        for k, r in enumerate(records):
+            outputs = [x["output"] for x in r["samples"]]
+            if prompts is None:
+                prompts = plan.task.evaluation_prompts()
+            pooled = judge.sample_weights(prompts, outputs) if len(prompts) == len(outputs) else None
+            if pooled is None:
+                break
+            weights = weights or [np.ones_like(a) for a in samples]
+            weights[k][:, column] = pooled
+    return bootstrap_hypervolume(samples, groups, plan.task.reference_point, weights)
 
 
 def write_results(out: Path, results: dict[str, Any], timing: dict[str, float]) -> Path:

@@ -101,6 +101,33 @@ def test_a_front_with_a_non_finite_reward_gets_no_metric():
     assert set(values) == set(metrics.METRIC_KEYS) and all(np.isnan(v) for v in values.values())
 
 
+def test_hypervolume_bootstrap_resamples_prompts_with_all_their_samples():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 2)  # 20 prompts, 2 samples each, as the text tasks' `samples`
+    front = [np.clip(rng.normal([0.2 + 0.06 * k, 0.8 - 0.06 * k], 0.1, (40, 2)), 0, 1) for k in range(11)]
+    first = metrics.bootstrap_hypervolume(front, groups, [0, 0])
+    assert first == metrics.bootstrap_hypervolume(front, groups, [0, 0])  # seeded
+    assert first["resamples"] == 200 and first["hv_se"] > 0
+    full = metrics.hypervolume(np.array([a.mean(axis=0) for a in front]), [0, 0])
+    low, high = first["hv_ci95"]
+    assert low < full < high and high - low < 4.5 * first["hv_se"]
+    # Prompts that every point answers alike leave nothing to resample; one prompt, or a NaN, gives none.
+    same = [np.tile(a[:1], (40, 1)) for a in front]
+    assert metrics.bootstrap_hypervolume(same, groups, [0, 0])["hv_se"] == pytest.approx(0.0, abs=1e-12)
+    assert metrics.bootstrap_hypervolume(front, np.zeros(40), [0, 0]) is None
+    broken = [a.copy() for a in front]
+    broken[3][0, 0] = np.nan
+    assert metrics.bootstrap_hypervolume(broken, groups, [0, 0]) is None
+    # A sample of weight 0 (a judge's pooling: an answer without segments) counts for nothing.
+    weights = [np.ones_like(a) for a in front]
+    changed = [a.copy() for a in front]
+    for w, a in zip(weights, changed):
+        w[::2, 0] = 0.0
+        a[::2, 0] = 0.99
+    assert metrics.bootstrap_hypervolume(front, groups, [0, 0], weights) == \
+        metrics.bootstrap_hypervolume(changed, groups, [0, 0], weights)
+
+
 def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
     return {"schema": "mobench.results/1",
             "task": {"name": "t", "spec": spec, "version": "1", "reference_point": [0, 0],
@@ -113,20 +140,22 @@ def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
 def test_tables_escape_user_text_and_rank_both_directions():
     from mobench.reports import Row, _format, markdown_table, table_cells
 
-    rows = [Row("rs:name='a|b'", {"hv": 2.0, "spacing": 0.3}, 3), Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3),
-            Row("z", {"hv": 0.5, "spacing": 0.2}, 3)]
+    rows = [Row("rs:name='a|b'", {"hv": 2.0, "spacing": 0.3}, 3, hv_se=0.01234),
+            Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3), Row("z", {"hv": 0.5, "spacing": 0.2}, 3, hv_se=0.5)]
     table = markdown_table(rows)
     assert "a\\|b" in table and "\\*x\\*" in table
-    assert all(line.count("|") - line.count("\\|") == 9 for line in table.splitlines())  # 8 columns
-    _, body = table_cells(rows)
+    assert all(line.count("|") - line.count("\\|") == 10 for line in table.splitlines())  # 9 columns
+    header, body = table_cells(rows)
+    assert header[1:3] == ["HV ↑", "± SE"]
+    assert [line[2] for line in body] == [("0.012", ""), ("–", ""), ("0.50", "")]  # shown, never ranked
     hv = [line[1][1] for line in body]
-    spacing = [line[4][1] for line in body]
+    spacing = [line[5][1] for line in body]
     assert hv == ["best", "second", ""] and spacing == ["", "best", "second"]  # Spac ↓: lower is better
     # One policy for every μ (sft: one reward vector N times) has zero spacing but is no front: not ranked.
     single = Row("sft", {"hv": 3.0, "spacing": 0.0}, 3, ranked=False)
     _, body = table_cells(rows + [single])
     assert [line[1][1] for line in body] == ["best", "second", "", ""]
-    assert [line[4][1] for line in body] == ["", "best", "second", ""]
+    assert [line[5][1] for line in body] == ["", "best", "second", ""]
     assert _format("hv", 1234.0) == "1234" and _format("hv", -0.0) == "0.000" and _format("hv", 0.10654) == "0.1065"
     _, body = table_cells([single, rows[0]])  # one ranked row beside sft is best at nothing
     assert all(mark == "" for line in body for _, mark in line)

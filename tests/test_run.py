@@ -37,6 +37,7 @@ def test_run_writes_results_table_and_plot(cli, tmp_path):
     middle = rs["points"][5]
     assert middle["output"] == [2.0, 0.0]
     assert {a["kind"] for a in rs["artifacts"]} == {"rl-policy"}
+    assert rs["uncertainty"] is None  # quad has one prompt: nothing to resample
     assert (out / "pareto.png").stat().st_size > 10_000
     assert "**" in (out / "table.md").read_text()
     assert "HV" in result.out and "morlhf" in result.out

@@ -42,6 +42,10 @@ def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     assert {a["id"] for a in rs["artifacts"]} <= morlhf_ids
     point = rs["points"][0]
     assert set(point["output"]) == {"examples", "mean_words", "distinct_ratio"} and len(point["rewards"]) == 2
+    # The HV's spread over the test prompts, from the cells' per-sample rewards.
+    spread = rs["uncertainty"]
+    assert spread["unit"] == "test prompt" and spread["resamples"] == 200 and spread["hv_se"] > 0
+    assert spread["hv_ci95"][0] <= spread["hv_ci95"][1]
     # The SFT method answers the same way at every μ (same seed, same policy).
     assert len({json.dumps(p["rewards"]) for p in results["methods"]["sft"]["points"]}) == 1
     manifests = list((isolated / "artifacts").glob("rl-policy-*/manifest.json"))
@@ -64,6 +68,7 @@ def test_a_judge_with_sample_weights_sets_the_cell_mean_and_the_rejudged_mean(cl
         assert point["rewards"][0] == pytest.approx(pooled) and rejudged["mean"] == pytest.approx(pooled, abs=1e-6)
         assert point["rewards"][1] == pytest.approx(sum(s["rewards"][1] for s in cell["samples"]) / len(words))
     assert len(set(words)) > 1  # replies of several lengths: the weighted mean is not the plain one
+    assert results["methods"]["sft"]["uncertainty"]["hv_se"] >= 0  # bootstrapped with the same pooling
 
 
 def test_same_command_same_results_with_fresh_stores(cli, isolated, monkeypatch, tmp_path):
