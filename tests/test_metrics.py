@@ -126,6 +126,12 @@ def test_hypervolume_bootstrap_resamples_prompts_with_all_their_samples():
         a[::2, 0] = 0.99
     assert metrics.bootstrap_hypervolume(front, groups, [0, 0], weights) == \
         metrics.bootstrap_hypervolume(changed, groups, [0, 0], weights)
+    # Two fronts of one run pair up: a uniformly better front wins every resample.
+    better = metrics.bootstrap_hypervolume([a + 0.05 for a in front], groups, [0, 0])
+    paired = metrics.paired_hv_difference(better, first)
+    assert paired["wins"] == 1.0 and paired["ci95"][0] > 0 and paired["se"] < first["hv_se"]
+    with pytest.raises(ValueError, match="different draws"):
+        metrics.paired_hv_difference(better, metrics.bootstrap_hypervolume(front, groups, [0, 0], seed=1))
 
 
 def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
