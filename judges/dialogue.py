@@ -19,7 +19,12 @@ because a first trial showed RL policies gaming naive judges with 2-3-token repl
 
 Ordinary English replies of >= 6 words score 1 (median of the probe sentences), so the factor is
 a gate, not a second objective. Its known hole: text that is locally fluent but globally
-meaningless (what a tiny GPT-2 writes) passes; only a real language model could tell.
+meaningless (what a tiny GPT-2 writes) passes; only a real language model could tell. humor-mini falls
+into it: Markov-chain babble from the corpora's word bigrams gets p(joke) ~0.75 (held-out jokes vs
+babble AUC ~0.48), so a humor-weighted policy gains by babbling (tests/test_judges_dialogue.py keeps
+this as a strict xfail). Babble as extra negatives separated it (AUC 0.85) only at the cost of jokes
+vs plain answers (0.95 -> 0.85) and the probes (1.0 -> 0.56): the head's MiniLM features do not see
+coherence.
 
 Anti-gaming choices:
 * helpful-mini is anchored to the prompt's gold replies: (0.8 × max MiniLM cosine to the

@@ -300,6 +300,40 @@ def test_shuffled_jokes_are_not_funny(judge_set: dict) -> None:
     assert np.median(humor.score(shuffled, shuffled)) < 0.5 * np.median(humor.score(JOKES, JOKES))
 
 
+def _bigram_babble(n: int, seed: int = 0) -> list[str]:
+    """Markov-chain text from the shipped corpora's word bigrams: every word pair is real English, the
+    whole means nothing (what a tiny policy writes when RL pushes it towards a judge)."""
+    import re
+
+    followers: dict[str, list[str]] = {}
+    for line in dd.corpus_texts():
+        words = ["<s>", *re.findall(r"[a-z']+", line.lower()), "</s>"]
+        for a, b in zip(words, words[1:]):
+            followers.setdefault(a, []).append(b)
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n):
+        word, out = "<s>", []
+        while len(out) < rng.randint(10, 18):
+            word = rng.choice(followers.get(word) or followers["<s>"])
+            if word == "</s>":
+                word = "<s>"
+                continue
+            out.append(word)
+        lines.append(" ".join(out).capitalize() + ".")
+    return lines
+
+
+@pytest.mark.xfail(strict=True, reason="known hole of humor-mini: the MiniLM head scores bigram babble like "
+                   "jokes (p ~ 0.75; held-out jokes vs babble AUC ~ 0.48), and the fluency gate passes it. "
+                   "Babble as extra negatives cost joke-vs-plain AUC (0.95 -> 0.85) and probe accuracy "
+                   "(1.0 -> 0.56), so the head was left as it is; hh2-mini's humor-weighted policies exploit it.")
+def test_bigram_babble_is_not_funny(judge_set: dict) -> None:
+    babble = _bigram_babble(24)
+    humor = judge_set["humor-mini"]
+    assert np.median(humor.score(babble, babble)) < 0.5 * np.median(humor.score(JOKES, JOKES))
+
+
 def test_fluency_gate() -> None:
     from mobench.judges.dialogue import fluency
 
