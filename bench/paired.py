@@ -3,9 +3,10 @@ Rewarded Soups and Bone Soup), over the same bootstrap resamples of the test pro
 
 Two methods of a run answered the same prompts, so the difference of their HVs varies much less
 than either HV: a gap of one HV standard error can still be a consistent win. Prints, per pair, the HV
-difference, its paired standard error, its 95% interval and the share of resamples the method wins.
+difference, its paired standard error and its basic bootstrap 95% interval, marked * where the
+interval excludes 0. It measures the evaluation sample (which prompts were drawn), not training seeds.
 
-    python bench/paired.py results/hh2-mini [--against rs,bone-soup]
+    .venv/bin/python bench/paired.py results/hh2-mini [--against rs,bone-soup]
 """
 
 from __future__ import annotations
@@ -22,28 +23,36 @@ def compare(path: Path, against: list[str]) -> list[str]:
     results = load_results(path)
     methods = results["methods"]
     spread = {key: entry.get("uncertainty") for key, entry in methods.items()}
-    missing = [key for key in against if key not in methods]
-    if missing:
-        return [f"{path}: no method {', '.join(missing)} in this run"]
-    if any(spread[key] is None or "hv_resamples" not in spread[key] for key in against):
-        return [f"{path}: no bootstrap resamples recorded (a run of one prompt, or results from before them)"]
-    lines = [f"## {results['task']['spec']}", "",
-             "| method | HV | ± SE | " + " | ".join(f"− {key} (paired SE; 95% CI; wins)" for key in against) + " |",
-             "|---|---|---|" + "---|" * len(against)]
+    lines = [f"## {results['task']['spec']}", ""]
+    refs = []
+    for key in against:
+        if key not in methods:
+            lines.append(f"- no method {key} in this run")
+        elif not spread[key] or "hv_resamples" not in spread[key]:
+            lines.append(f"- {key} has no bootstrap (one prompt, a non-finite reward, results from before it, "
+                         f"or cells that do not reproduce its means)")
+        else:
+            refs.append(key)
+    if not refs:
+        return lines + [""]
+    lines += ["", "| method | HV | ± SE | " + " | ".join(f"− {key}: difference (paired SE) [95% CI]" for key in refs)
+              + " |", "|---|---|---|" + "---|" * len(refs)]
     for key, entry in methods.items():
         own = spread[key]
-        if own is None or "hv_resamples" not in own:
+        if not own or "hv_resamples" not in own:
+            lines.append(f"| {key} | {entry['metrics']['hv']:.4f} | – |" + " – |" * len(refs))
             continue
         cells = []
-        for ref in against:
+        for ref in refs:
             if ref == key:
                 cells.append("–")
                 continue
-            d = paired_hv_difference(own, spread[ref])
-            gap = entry["metrics"]["hv"] - methods[ref]["metrics"]["hv"]
-            cells.append(f"{gap:+.4f} ({d['se']:.4f}; [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]; {d['wins']:.0%})")
+            d = paired_hv_difference(own, spread[ref], entry["metrics"]["hv"], methods[ref]["metrics"]["hv"])
+            low, high = d["ci95"]
+            mark = "*" if low > 0 or high < 0 else ""
+            cells.append(f"{d['difference']:+.4f} ({d['se']:.4f}) [{low:+.4f}, {high:+.4f}]{mark}")
         lines.append(f"| {key} | {entry['metrics']['hv']:.4f} | {own['hv_se']:.4f} | " + " | ".join(cells) + " |")
-    return lines + [""]
+    return lines + ["", "`*`: the 95% interval excludes 0.", ""]
 
 
 def main() -> None:

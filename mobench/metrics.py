@@ -121,8 +121,19 @@ def evaluate(prefs: np.ndarray, rewards: np.ndarray, ref: np.ndarray | list,
     }
 
 
-BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 0
+
+
+def _pooled(arrays: list[np.ndarray], weights: list[np.ndarray], counts: np.ndarray) -> np.ndarray:
+    """Each point's mean reward vector with sample multiplicities `counts` (weights as the cell pools)."""
+    points = []
+    for a, w in zip(arrays, weights):
+        mass = w * counts[:, None]
+        total = mass.sum(axis=0)
+        # An all-zero weight gives 0.0, as judge.weighted_mean: nothing was judged correct.
+        points.append(np.where(total > 0, (mass * a).sum(axis=0) / np.where(total > 0, total, 1), 0.0))
+    return np.array(points)
 
 
 def bootstrap_hypervolume(samples: list[np.ndarray], groups: np.ndarray, ref: np.ndarray | list,
@@ -133,10 +144,11 @@ def bootstrap_hypervolume(samples: list[np.ndarray], groups: np.ndarray, ref: np
 
     `samples[k]` is point k's S x n array of per-sample rewards, `groups` the S prompt indices (shared by
     every point: all answer the same prompts), `weights[k]` an optional S x n array of per-sample weights
-    (a judge that pools by segment count; None: plain means). Returns the standard error, the 95%
-    percentile interval and the number of resamples; None with fewer than two prompts (nothing to
-    resample) or a non-finite reward. Deterministic for a given seed, and with the same seed every
-    method of a run sees the same draws, so their intervals are paired."""
+    (a judge that pools by segment count; None: plain means). Returns the standard error, the basic
+    bootstrap 95% interval (2·HV − the resamples' 97.5th and 2.5th percentiles: the HV of resampled
+    means is biased upwards, and this interval corrects for it), the bias and the resampled HVs; None
+    with fewer than two prompts (nothing to resample) or a non-finite reward. Deterministic for a given
+    seed; the draws depend only on the number of prompts, so every method of a run sees the same ones."""
     groups = np.asarray(groups)
     unique, index = np.unique(groups, return_inverse=True)
     if len(unique) < 2 or not samples:
@@ -144,35 +156,33 @@ def bootstrap_hypervolume(samples: list[np.ndarray], groups: np.ndarray, ref: np
     arrays = [np.asarray(s, dtype=float) for s in samples]
     if any(a.shape[0] != len(groups) for a in arrays) or not all(np.all(np.isfinite(a)) for a in arrays):
         return None
-    sample_weights = [np.ones_like(a) if weights is None else np.asarray(w, dtype=float)
-                      for a, w in zip(arrays, weights or [None] * len(arrays))]
+    pooling = [np.ones_like(a) if weights is None else np.asarray(w, dtype=float)
+               for a, w in zip(arrays, weights or [None] * len(arrays))]
+    estimate = hypervolume(_pooled(arrays, pooling, np.ones(len(groups))), ref)
     rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        counts = np.bincount(rng.integers(0, len(unique), len(unique)), minlength=len(unique))[index]
-        points = []
-        for a, w in zip(arrays, sample_weights):
-            mass = w * counts[:, None]
-            total = mass.sum(axis=0)
-            points.append(np.where(total > 0, (mass * a).sum(axis=0) / np.where(total > 0, total, 1), 0.0))
-        values.append(hypervolume(np.array(points), ref))
+    values = np.array([hypervolume(_pooled(arrays, pooling, np.bincount(rng.integers(0, len(unique), len(unique)),
+                                                                         minlength=len(unique))[index]), ref)
+                       for _ in range(resamples)])
     low, high = np.percentile(values, [2.5, 97.5])
     # The resampled HVs are kept: with the same draws for every method of a run, two methods' lists
     # pair up, and their differences give a paired comparison (`paired_hv_difference`).
-    return {"hv_se": float(np.std(values, ddof=1)), "hv_ci95": [float(low), float(high)],
-            "resamples": resamples, "unit": "test prompt", "seed": seed,
+    return {"hv_se": float(np.std(values, ddof=1)), "hv_ci95": [float(2 * estimate - high), float(2 * estimate - low)],
+            "bias": float(values.mean() - estimate), "resamples": resamples, "seed": seed,
+            "unit": "test prompt", "n_prompts": int(len(unique)),
             "hv_resamples": [float(f"{v:.6g}") for v in values]}
 
 
-def paired_hv_difference(first: dict[str, object], second: dict[str, object]) -> dict[str, float]:
+def paired_hv_difference(first: dict[str, object], second: dict[str, object], hv_first: float,
+                         hv_second: float) -> dict[str, float]:
     """HV(first) − HV(second) over the same bootstrap draws (two `bootstrap_hypervolume` results of one
-    run): the difference's standard error, its 95% interval and the share of resamples in which
-    `first` has the larger HV. Much tighter than the two SEs side by side, since both fronts answered
-    the same prompts."""
+    run, with the two fronts' HVs): the difference, its standard error and its basic 95% interval.
+    Much tighter than the two SEs side by side, since both fronts answered the same prompts."""
     a, b = np.asarray(first["hv_resamples"], dtype=float), np.asarray(second["hv_resamples"], dtype=float)
-    if a.shape != b.shape or first.get("seed") != second.get("seed"):
-        raise ValueError("these bootstraps used different draws; pair only methods of one run")
+    same = ("seed", "resamples", "prompts_sha")
+    if a.shape != b.shape or any(first.get(key) != second.get(key) for key in same):
+        raise ValueError("these bootstraps used different draws or prompts; pair only methods of one run")
     diff = a - b
+    estimate = hv_first - hv_second
     low, high = np.percentile(diff, [2.5, 97.5])
-    return {"se": float(np.std(diff, ddof=1)), "ci95": [float(low), float(high)],
-            "wins": float(np.mean(diff > 0))}
+    return {"difference": float(estimate), "se": float(np.std(diff, ddof=1)),
+            "ci95": [float(2 * estimate - high), float(2 * estimate - low)]}

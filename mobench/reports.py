@@ -38,8 +38,8 @@ class Row:
 
 
 UNRANKED_NOTE = "A method whose points are all one reward vector (one policy for every μ, e.g. sft) is shown, not ranked."
-SE_NOTE = ("± SE: the HV's standard error over test prompts (bootstrap, 200 resamples of the prompts with all "
-           "their samples); HVs within a few SE of each other are not a ranking.")
+SE_NOTE = ("± SE: the HV's standard error over test prompts (bootstrap, 1000 resamples of the prompts with all "
+           "their samples); HVs within a few SE of each other are not a ranking (bench/paired.py pairs them).")
 
 
 def rows_of(results: dict[str, Any]) -> list[Row]:
@@ -99,7 +99,9 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]
 
 
 def _format_se(value: float | None) -> str:
-    return "–" if value is None else f"{value + 0.0:#.2g}".rstrip(".")
+    if value is None:
+        return "–"
+    return f"{value:.0f}" if value >= 10 else f"{value + 0.0:#.2g}".rstrip(".")  # two digits, never 1.2e+02
 
 
 def markdown_escape(text: str) -> str:

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from mobench.cells import CellStore
+from mobench.cells import CellStore, stable_hash
 from mobench.fileio import atomic_write_json, read_json
 from mobench.metrics import bootstrap_hypervolume, evaluate
 from mobench.runner import Plan
+from mobench.task import pooled_means
 from mobench.versions import device_description, package_versions, source_revision
 
 SCHEMA = "mobench.results/1"
@@ -27,6 +28,8 @@ def assemble(plan: Plan) -> dict[str, Any]:
     methods_out: dict[str, Any] = {}
     packages: list[str] = list(task.uses_packages)
     devices: list[str] = []
+    # Every cell answers the evaluation prompts in this order (runner._run_cell).
+    run_keys = [json.dumps(task.prompt_record(p), sort_keys=True) for p in task.evaluation_prompts()]
     for planned in plan.methods:
         records = [cells.read_cell(cell_id) for cell_id in planned.cell_ids]
         method_record = cells.read_method(planned.method_id)
@@ -44,7 +47,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "params": planned.method.resolved_params(),
             "n_points": len(records),
             "metrics": evaluate(prefs, rewards, task.reference_point, plan.config.ctrl_ties),
-            "uncertainty": _uncertainty(plan, records),
+            "uncertainty": _uncertainty(records, run_keys, task.reference_point),
             "details": method_record["details"],
             "points": [{"mu": r["mu"], "rewards": r["rewards"], "reward_std": r["reward_std"],
                         "output": r["output"]} for r in records],
@@ -69,29 +72,30 @@ def assemble(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _uncertainty(plan: Plan, records: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _uncertainty(records: list[dict[str, Any]], run_keys: list[str], ref: Any) -> dict[str, Any] | None:
     """The HV's bootstrap over test prompts (metrics.bootstrap_hypervolume) from the cells' per-sample
-    rewards, pooled as each judge pools (`Judge.sample_weights`); None where there is one prompt (quad)."""
-    if not records or any("samples" not in r for r in records):
+    rewards, pooled with the weights the cells kept. None where it would not be the reported HV's: one
+    prompt (quad), points that answered other prompts than the run's, or samples whose pooled means do
+    not reproduce the cells' (cells written before weights were kept, by a judge that pools)."""
+    if len(set(run_keys)) < 2 or not records or any("samples" not in r for r in records):
         return None
-    keys = [json.dumps(sample["prompt"], sort_keys=True) for sample in records[0]["samples"]]
-    if any([json.dumps(x["prompt"], sort_keys=True) for x in r["samples"]] != keys for r in records):
-        return None  # points that answered different prompts cannot share resamples
-    groups = np.unique(keys, return_inverse=True)[1]
+    if any([json.dumps(x["prompt"], sort_keys=True) for x in r["samples"]] != run_keys for r in records):
+        return None  # the draws of a run are shared by prompt: every point must answer the same prompts
     samples = [np.array([x["rewards"] for x in r["samples"]], dtype=float) for r in records]
     weights = None
-    prompts: list[Any] | None = None
-    for column, judge in enumerate(getattr(plan.task, "judges", ())):
-        for k, r in enumerate(records):
-            outputs = [x["output"] for x in r["samples"]]
-            if prompts is None:
-                prompts = plan.task.evaluation_prompts()
-            pooled = judge.sample_weights(prompts, outputs) if len(prompts) == len(outputs) else None
-            if pooled is None:
-                break
-            weights = weights or [np.ones_like(a) for a in samples]
-            weights[k][:, column] = pooled
-    return bootstrap_hypervolume(samples, groups, plan.task.reference_point, weights)
+    if all("weights" in x for r in records for x in r["samples"]):
+        weights = [np.array([x["weights"] for x in r["samples"]], dtype=float) for r in records]
+    for k, r in enumerate(records):
+        if not np.all(np.isfinite(samples[k])):
+            return None
+        pooled = pooled_means(samples[k], None if weights is None else weights[k])
+        if not np.allclose(pooled, r["rewards"], rtol=1e-9, atol=1e-12):
+            return None
+    groups = np.unique(run_keys, return_inverse=True)[1]
+    result = bootstrap_hypervolume(samples, groups, ref, weights)
+    if result is not None:
+        result["prompts_sha"] = stable_hash(sorted(set(run_keys)), 12)
+    return result
 
 
 def write_results(out: Path, results: dict[str, Any], timing: dict[str, float]) -> Path:

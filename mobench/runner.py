@@ -23,7 +23,7 @@ from mobench.metrics import CtrlTies
 from mobench.preferences import canonical, load_preferences, simplex_grid
 from mobench.progress import Reporter
 from mobench.registry import methods, tasks
-from mobench.task import Task
+from mobench.task import Task, pooled_means
 from mobench.versions import device_description
 
 
@@ -266,6 +266,7 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
     if len(outputs) != len(prompts):
         raise RuntimeError(f"{planned.key} returned {len(outputs)} outputs for {len(prompts)} prompts")
     scores = plan.task.score(prompts, outputs)
+    weights = plan.task.sample_weights(prompts, outputs)  # kept per sample: the HV bootstrap pools as the cell
     judged = time.perf_counter()
     return {
         "method_id": planned.method_id,
@@ -273,12 +274,13 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
         "data_sha": data_sha(plan.task),
         "mu": canonical(mu),
         "seed": plan.config.seed,
-        "rewards": plan.task.mean_rewards(prompts, outputs, scores).tolist(),
+        "rewards": pooled_means(scores, weights).tolist(),
         "reward_std": scores.std(axis=0).tolist(),
         "n_samples": len(outputs),
         "output": plan.task.point_output(outputs),
-        "samples": [{"prompt": plan.task.prompt_record(p), "output": o, "rewards": s.tolist()}
-                    for p, o, s in zip(prompts, outputs, scores)],
+        "samples": [{"prompt": plan.task.prompt_record(p), "output": o, "rewards": s.tolist(),
+                     **({} if weights is None else {"weights": weights[i].tolist()})}
+                    for i, (p, o, s) in enumerate(zip(prompts, outputs, scores))],
         "artifacts": _artifact_list(ctx.take_artifacts_used()),
         "timing": {"generate_s": round(generated - started, 4), "judge_s": round(judged - generated, 4)},
     }

@@ -61,17 +61,19 @@ class Task(Component):
         columns = [judge.score(prompts, outputs) for judge in self.judges]
         return np.asarray(columns, dtype=float).T.reshape(len(outputs), self.n_objectives)
 
+    def sample_weights(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> np.ndarray | None:
+        """Each sample's weight in a cell's mean, per objective (n_samples x n_objectives), or None when
+        every judge takes a plain mean (`Judge.sample_weights`)."""
+        columns = [judge.sample_weights(prompts, outputs) for judge in self.judges]
+        if all(column is None for column in columns):
+            return None
+        return np.column_stack([np.ones(len(outputs)) if column is None else np.asarray(column, dtype=float)
+                                for column in columns])
+
     def mean_rewards(self, prompts: Sequence[Any], outputs: Sequence[Any], scores: np.ndarray) -> np.ndarray:
         """One cell's mean reward per objective from `score`'s array, as each judge aggregates
         (`Judge.sample_weights`; most judges: a plain mean)."""
-        # One mean over the whole array, not `mean_score` per column: a column's mean can differ from it in
-        # the last bit, and unweighted runs must keep reproducing their committed results exactly.
-        means = scores.mean(axis=0)
-        for i, judge in enumerate(self.judges):
-            weights = judge.sample_weights(prompts, outputs)
-            if weights is not None:
-                means[i] = weighted_mean(scores[:, i], weights)
-        return means
+        return pooled_means(scores, self.sample_weights(prompts, outputs))
 
     @abstractmethod
     def evaluation_prompts(self) -> list[Any]:
@@ -145,3 +147,17 @@ def _spec_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(str(v) for v in value) + "]"
     return str(value)
+
+
+def pooled_means(scores: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Column means of a cell's (n_samples x n_objectives) rewards, weighted where `weights` (same shape,
+    from `Task.sample_weights`) says so; None: plain means."""
+    # One mean over the whole array, not one per column: a column's mean can differ from it in the last
+    # bit, and unweighted runs must keep reproducing their committed results exactly. A column of ones
+    # (a judge without weights beside one with) keeps that plain mean too.
+    means = np.asarray(scores, dtype=float).mean(axis=0)
+    if weights is not None:
+        for i in range(means.shape[0]):
+            if not np.all(weights[:, i] == 1.0):
+                means[i] = weighted_mean(scores[:, i], weights[:, i])
+    return means

@@ -107,10 +107,11 @@ def test_hypervolume_bootstrap_resamples_prompts_with_all_their_samples():
     front = [np.clip(rng.normal([0.2 + 0.06 * k, 0.8 - 0.06 * k], 0.1, (40, 2)), 0, 1) for k in range(11)]
     first = metrics.bootstrap_hypervolume(front, groups, [0, 0])
     assert first == metrics.bootstrap_hypervolume(front, groups, [0, 0])  # seeded
-    assert first["resamples"] == 200 and first["hv_se"] > 0
+    assert first["resamples"] == 1000 and first["hv_se"] > 0 and first["n_prompts"] == 20
     full = metrics.hypervolume(np.array([a.mean(axis=0) for a in front]), [0, 0])
-    low, high = first["hv_ci95"]
+    low, high = first["hv_ci95"]  # the basic interval, around the front's own HV
     assert low < full < high and high - low < 4.5 * first["hv_se"]
+    assert first["bias"] == pytest.approx(np.mean(first["hv_resamples"]) - full, abs=1e-5)
     # Prompts that every point answers alike leave nothing to resample; one prompt, or a NaN, gives none.
     same = [np.tile(a[:1], (40, 1)) for a in front]
     assert metrics.bootstrap_hypervolume(same, groups, [0, 0])["hv_se"] == pytest.approx(0.0, abs=1e-12)
@@ -126,12 +127,43 @@ def test_hypervolume_bootstrap_resamples_prompts_with_all_their_samples():
         a[::2, 0] = 0.99
     assert metrics.bootstrap_hypervolume(front, groups, [0, 0], weights) == \
         metrics.bootstrap_hypervolume(changed, groups, [0, 0], weights)
-    # Two fronts of one run pair up: a uniformly better front wins every resample.
-    better = metrics.bootstrap_hypervolume([a + 0.05 for a in front], groups, [0, 0])
-    paired = metrics.paired_hv_difference(better, first)
-    assert paired["wins"] == 1.0 and paired["ci95"][0] > 0 and paired["se"] < first["hv_se"]
+    # Two fronts of one run pair up: a uniformly better front's gain is far beyond its paired SE.
+    shifted = [a + 0.05 for a in front]
+    better = metrics.bootstrap_hypervolume(shifted, groups, [0, 0])
+    hv_better = metrics.hypervolume(np.array([a.mean(axis=0) for a in shifted]), [0, 0])
+    paired = metrics.paired_hv_difference(better, first, hv_better, full)
+    assert paired["difference"] == pytest.approx(hv_better - full)
+    assert paired["ci95"][0] > 0 and paired["se"] < first["hv_se"]
     with pytest.raises(ValueError, match="different draws"):
-        metrics.paired_hv_difference(better, metrics.bootstrap_hypervolume(front, groups, [0, 0], seed=1))
+        metrics.paired_hv_difference(better, metrics.bootstrap_hypervolume(front, groups, [0, 0], seed=1), 1, 1)
+
+
+def test_the_bootstrap_is_left_out_where_it_would_not_be_the_reported_hv():
+    import json
+
+    from mobench.results import _uncertainty
+
+    keys = [json.dumps(f"p{i // 2}") for i in range(8)]  # 4 prompts x 2 samples
+
+    def record(shift: float, weights: bool = False) -> dict:
+        rewards = [[0.1 * (i % 3) + shift, 0.5 - shift] for i in range(8)]
+        samples = [{"prompt": f"p{i // 2}", "rewards": r, **({"weights": [1.0 + i, 1.0]} if weights else {})}
+                   for i, r in enumerate(rewards)]
+        w = np.array([[1.0 + i, 1.0] for i in range(8)]) if weights else np.ones((8, 2))
+        means = (np.array(rewards) * w).sum(axis=0) / w.sum(axis=0)
+        return {"samples": samples, "rewards": means.tolist()}
+
+    records = [record(0.0), record(0.2)]
+    assert _uncertainty(records, keys, [0, 0])["n_prompts"] == 4
+    assert _uncertainty([record(0.0, True), record(0.2, True)], keys, [0, 0]) is not None  # pooled as kept
+    stale = record(0.0, True)
+    for sample in stale["samples"]:
+        del sample["weights"]  # a pooled cell written before weights were kept: its means are not plain ones
+    assert _uncertainty([stale, record(0.2)], keys, [0, 0]) is None
+    other = record(0.2)
+    other["samples"][0]["prompt"] = "elsewhere"
+    assert _uncertainty([record(0.0), other], keys, [0, 0]) is None
+    assert _uncertainty(records, [json.dumps("only")] * 8, [0, 0]) is None  # one prompt: nothing to resample
 
 
 def _results(methods: dict, judge: str = "j@1", spec: str = "t") -> dict:
@@ -147,13 +179,13 @@ def test_tables_escape_user_text_and_rank_both_directions():
     from mobench.reports import Row, _format, markdown_table, table_cells
 
     rows = [Row("rs:name='a|b'", {"hv": 2.0, "spacing": 0.3}, 3, hv_se=0.01234),
-            Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3), Row("z", {"hv": 0.5, "spacing": 0.2}, 3, hv_se=0.5)]
+            Row("*x*", {"hv": 1.0, "spacing": 0.1}, 3), Row("z", {"hv": 0.5, "spacing": 0.2}, 3, hv_se=123.4)]
     table = markdown_table(rows)
     assert "a\\|b" in table and "\\*x\\*" in table
     assert all(line.count("|") - line.count("\\|") == 10 for line in table.splitlines())  # 9 columns
     header, body = table_cells(rows)
     assert header[1:3] == ["HV ↑", "± SE"]
-    assert [line[2] for line in body] == [("0.012", ""), ("–", ""), ("0.50", "")]  # shown, never ranked
+    assert [line[2] for line in body] == [("0.012", ""), ("–", ""), ("123", "")]  # shown, never ranked
     hv = [line[1][1] for line in body]
     spacing = [line[5][1] for line in body]
     assert hv == ["best", "second", ""] and spacing == ["", "best", "second"]  # Spac ↓: lower is better

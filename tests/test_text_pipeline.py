@@ -44,8 +44,10 @@ def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     assert set(point["output"]) == {"examples", "mean_words", "distinct_ratio"} and len(point["rewards"]) == 2
     # The HV's spread over the test prompts, from the cells' per-sample rewards.
     spread = rs["uncertainty"]
-    assert spread["unit"] == "test prompt" and spread["resamples"] == 200 and spread["hv_se"] > 0
-    assert spread["hv_ci95"][0] <= spread["hv_ci95"][1]
+    assert spread["unit"] == "test prompt" and spread["resamples"] == 1000 and spread["hv_se"] > 0
+    assert spread["hv_ci95"][0] <= rs["metrics"]["hv"] <= spread["hv_ci95"][1] and spread["n_prompts"] == 6
+    # Every method of the run shares the draws, so any two pair up.
+    assert results["methods"]["morlhf"]["uncertainty"]["prompts_sha"] == spread["prompts_sha"]
     # The SFT method answers the same way at every μ (same seed, same policy).
     assert len({json.dumps(p["rewards"]) for p in results["methods"]["sft"]["points"]}) == 1
     manifests = list((isolated / "artifacts").glob("rl-policy-*/manifest.json"))
@@ -68,7 +70,9 @@ def test_a_judge_with_sample_weights_sets_the_cell_mean_and_the_rejudged_mean(cl
         assert point["rewards"][0] == pytest.approx(pooled) and rejudged["mean"] == pytest.approx(pooled, abs=1e-6)
         assert point["rewards"][1] == pytest.approx(sum(s["rewards"][1] for s in cell["samples"]) / len(words))
     assert len(set(words)) > 1  # replies of several lengths: the weighted mean is not the plain one
-    assert results["methods"]["sft"]["uncertainty"]["hv_se"] >= 0  # bootstrapped with the same pooling
+    # The cells keep each sample's weights, so the bootstrap pools as the cell did (its means reproduce them).
+    assert all("weights" in s for c in cells for s in c["samples"])
+    assert results["methods"]["sft"]["uncertainty"]["hv_se"] >= 0
 
 
 def test_same_command_same_results_with_fresh_stores(cli, isolated, monkeypatch, tmp_path):
