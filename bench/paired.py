@@ -17,7 +17,6 @@ from pathlib import Path
 
 
 def compare(path: Path, against: list[str]) -> list[str]:
-    from mobench.metrics import paired_hv_difference
     from mobench.results import load_results
 
     results = load_results(path)
@@ -28,7 +27,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
     for key in against:
         if key not in methods:
             lines.append(f"- no method {key} in this run")
-        elif not spread[key] or "hv_resamples" not in spread[key]:
+        elif not spread[key] or "paired" not in spread[key]:
             lines.append(f"- {key} has no bootstrap (one prompt, a non-finite reward, results from before it, "
                          f"or cells that do not reproduce its means)")
         else:
@@ -39,7 +38,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
               + " |", "|---|---|---|" + "---|" * len(refs)]
     for key, entry in methods.items():
         own = spread[key]
-        if not own or "hv_resamples" not in own:
+        if not own or "paired" not in own:
             lines.append(f"| {key} | {entry['metrics']['hv']:.4f} | – |" + " – |" * len(refs))
             continue
         cells = []
@@ -47,7 +46,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
             if ref == key:
                 cells.append("–")
                 continue
-            d = paired_hv_difference(own, spread[ref], entry["metrics"]["hv"], methods[ref]["metrics"]["hv"])
+            d = own["paired"][ref]  # computed over the run's shared draws when the results were written
             low, high = d["ci95"]
             mark = "*" if low > 0 or high < 0 else ""
             cells.append(f"{d['difference']:+.4f} ({d['se']:.4f}) [{low:+.4f}, {high:+.4f}]{mark}")

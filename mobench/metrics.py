@@ -164,7 +164,7 @@ def bootstrap_hypervolume(samples: list[np.ndarray], groups: np.ndarray, ref: np
                                                                          minlength=len(unique))[index]), ref)
                        for _ in range(resamples)])
     low, high = np.percentile(values, [2.5, 97.5])
-    # The resampled HVs are kept: with the same draws for every method of a run, two methods' lists
+    # The resampled HVs are returned: with the same draws for every method of a run, two methods' lists
     # pair up, and their differences give a paired comparison (`paired_hv_difference`).
     return {"hv_se": float(np.std(values, ddof=1)), "hv_ci95": [float(2 * estimate - high), float(2 * estimate - low)],
             "bias": float(values.mean() - estimate), "resamples": resamples, "seed": seed,

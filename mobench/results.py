@@ -10,7 +10,7 @@ import numpy as np
 
 from mobench.cells import CellStore, stable_hash
 from mobench.fileio import atomic_write_json, read_json
-from mobench.metrics import bootstrap_hypervolume, evaluate
+from mobench.metrics import bootstrap_hypervolume, evaluate, paired_hv_difference
 from mobench.runner import Plan
 from mobench.task import pooled_means
 from mobench.versions import device_description, package_versions, source_revision
@@ -54,6 +54,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
             "artifacts": list(artifacts.values()),
         }
         packages.extend(planned.method.uses_packages)
+    _pair_up(methods_out)
     return {
         "schema": SCHEMA,
         "task": task.describe(),
@@ -70,6 +71,18 @@ def assemble(plan: Plan) -> dict[str, Any]:
         "device": ", ".join(sorted(set(devices))),
         "methods": methods_out,
     }
+
+
+def _pair_up(methods_out: dict[str, Any]) -> None:
+    """Each bootstrapped method's HV difference to every other one over the same draws (`paired`), after
+    which the resampled HVs are dropped: 1000 floats a method would bloat results.json."""
+    spread = {key: entry["uncertainty"] for key, entry in methods_out.items() if entry["uncertainty"]}
+    for key, own in spread.items():
+        own["paired"] = {other: paired_hv_difference(own, theirs, methods_out[key]["metrics"]["hv"],
+                                                     methods_out[other]["metrics"]["hv"])
+                         for other, theirs in spread.items() if other != key}
+    for own in spread.values():
+        del own["hv_resamples"]
 
 
 def _uncertainty(records: list[dict[str, Any]], run_keys: list[str], ref: Any) -> dict[str, Any] | None:

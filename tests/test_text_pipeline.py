@@ -46,8 +46,12 @@ def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     spread = rs["uncertainty"]
     assert spread["unit"] == "test prompt" and spread["resamples"] == 1000 and spread["hv_se"] > 0
     assert spread["hv_ci95"][0] <= rs["metrics"]["hv"] <= spread["hv_ci95"][1] and spread["n_prompts"] == 6
-    # Every method of the run shares the draws, so any two pair up.
+    # Every method of the run shares the draws, so any two pair up; the resamples themselves are not kept.
     assert results["methods"]["morlhf"]["uncertainty"]["prompts_sha"] == spread["prompts_sha"]
+    paired = spread["paired"]["morlhf"]
+    assert set(spread["paired"]) == {"sft", "bone-soup", "morlhf"} and "hv_resamples" not in spread
+    assert paired["difference"] == pytest.approx(rs["metrics"]["hv"] - results["methods"]["morlhf"]["metrics"]["hv"])
+    assert paired["ci95"][0] <= paired["ci95"][1] and paired["se"] >= 0
     # The SFT method answers the same way at every μ (same seed, same policy).
     assert len({json.dumps(p["rewards"]) for p in results["methods"]["sft"]["points"]}) == 1
     manifests = list((isolated / "artifacts").glob("rl-policy-*/manifest.json"))
