@@ -34,7 +34,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
             refs.append(key)
     if not refs:
         return lines + [""]
-    lines += ["", "| method | HV | ± SE | " + " | ".join(f"− {key}: difference (paired SE) [95% CI]" for key in refs)
+    lines += ([""] if lines[-1] else []) + ["| method | HV | ± SE | " + " | ".join(f"− {key}: difference (paired SE) [95% CI]" for key in refs)
               + " |", "|---|---|---|" + "---|" * len(refs)]
     for key, entry in methods.items():
         own = spread[key]
