@@ -39,7 +39,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
     for key, entry in methods.items():
         own = spread[key]
         if not own or "paired" not in own:
-            lines.append(f"| {key} | {entry['metrics']['hv']:.4f} | – |" + " – |" * len(refs))
+            lines.append(f"| {key} | {entry['metrics']['hv']:.4g} | – |" + " – |" * len(refs))
             continue
         cells = []
         for ref in refs:
@@ -49,8 +49,8 @@ def compare(path: Path, against: list[str]) -> list[str]:
             d = own["paired"][ref]  # computed over the run's shared draws when the results were written
             low, high = d["ci95"]
             mark = "*" if low > 0 or high < 0 else ""
-            cells.append(f"{d['difference']:+.4f} ({d['se']:.4f}) [{low:+.4f}, {high:+.4f}]{mark}")
-        lines.append(f"| {key} | {entry['metrics']['hv']:.4f} | {own['hv_se']:.4f} | " + " | ".join(cells) + " |")
+            cells.append(f"{d['difference']:+.3g} ({d['se']:.2g}) [{low:+.3g}, {high:+.3g}]{mark}")
+        lines.append(f"| {key} | {entry['metrics']['hv']:.4g} | {own['hv_se']:.2g} | " + " | ".join(cells) + " |")
     return lines + ["", "`*`: the 95% interval excludes 0.", ""]
 
 
