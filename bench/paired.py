@@ -16,12 +16,20 @@ import sys
 from pathlib import Path
 
 
+def _num(value: float, digits: int, sign: bool = False) -> str:
+    import numpy as np
+
+    text = np.format_float_positional(value + 0.0, precision=digits, unique=False, fractional=False, trim="-")
+    return f"+{text}" if sign and value >= 0 else text
+
+
 def compare(path: Path, against: list[str]) -> list[str]:
     from mobench.results import load_results
 
     results = load_results(path)
     methods = results["methods"]
-    spread = {key: entry.get("uncertainty") for key, entry in methods.items()}
+    spread = {key: entry.get("uncertainty") if isinstance(entry.get("uncertainty"), dict) else None
+              for key, entry in methods.items()}
     lines = [f"## {results['task']['spec']}", ""]
     refs = []
     for key in against:
@@ -39,7 +47,7 @@ def compare(path: Path, against: list[str]) -> list[str]:
     for key, entry in methods.items():
         own = spread[key]
         if not own or "paired" not in own:
-            lines.append(f"| {key} | {entry['metrics']['hv']:.4g} | – |" + " – |" * len(refs))
+            lines.append(f"| {key} | {_num(entry['metrics']['hv'], 4)} | – |" + " – |" * len(refs))
             continue
         cells = []
         for ref in refs:
@@ -49,8 +57,9 @@ def compare(path: Path, against: list[str]) -> list[str]:
             d = own["paired"][ref]  # computed over the run's shared draws when the results were written
             low, high = d["ci95"]
             mark = "*" if low > 0 or high < 0 else ""
-            cells.append(f"{d['difference']:+.3g} ({d['se']:.2g}) [{low:+.3g}, {high:+.3g}]{mark}")
-        lines.append(f"| {key} | {entry['metrics']['hv']:.4g} | {own['hv_se']:.2g} | " + " | ".join(cells) + " |")
+            cells.append(f"{_num(d['difference'], 3, True)} ({_num(d['se'], 2)}) "
+                         f"[{_num(low, 3, True)}, {_num(high, 3, True)}]{mark}")
+        lines.append(f"| {key} | {_num(entry['metrics']['hv'], 4)} | {_num(own['hv_se'], 2)} | " + " | ".join(cells) + " |")
     return lines + ["", "`*`: the 95% interval excludes 0.", ""]
 
 

@@ -44,7 +44,7 @@ SE_NOTE = ("± SE: the HV's standard error over test prompts (bootstrap, 1000 re
 
 def rows_of(results: dict[str, Any]) -> list[Row]:
     return [Row(key, entry["metrics"], entry["n_points"], ranked=_is_front(entry["points"]),
-                hv_se=(entry.get("uncertainty") or {}).get("hv_se"))
+                hv_se=entry["uncertainty"].get("hv_se") if isinstance(entry.get("uncertainty"), dict) else None)
             for key, entry in results["methods"].items()]
 
 
@@ -99,9 +99,12 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]
 
 
 def _format_se(value: float | None) -> str:
+    """Two significant digits, never in e-notation (0.000016, 0.012, 120)."""
+    import numpy as np
+
     if value is None:
         return "–"
-    return f"{value:.0f}" if value >= 10 else f"{value + 0.0:#.2g}".rstrip(".")  # two digits, never 1.2e+02
+    return np.format_float_positional(value + 0.0, precision=2, unique=False, fractional=False, trim="-")
 
 
 def markdown_escape(text: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from mobench.cells import CellStore, stable_hash
-from mobench.fileio import atomic_write_json, read_json
+from mobench.fileio import atomic_write_json, json_safe, read_json
 from mobench.metrics import bootstrap_hypervolume, evaluate, paired_hv_difference
 from mobench.runner import Plan
 from mobench.task import pooled_means
@@ -29,7 +29,7 @@ def assemble(plan: Plan) -> dict[str, Any]:
     packages: list[str] = list(task.uses_packages)
     devices: list[str] = []
     # Every cell answers the evaluation prompts in this order (runner._run_cell).
-    run_keys = [json.dumps(task.prompt_record(p), sort_keys=True) for p in task.evaluation_prompts()]
+    run_keys = [json.dumps(json_safe(task.prompt_record(p)), sort_keys=True) for p in task.evaluation_prompts()]
     for planned in plan.methods:
         records = [cells.read_cell(cell_id) for cell_id in planned.cell_ids]
         method_record = cells.read_method(planned.method_id)
@@ -95,14 +95,20 @@ def _uncertainty(records: list[dict[str, Any]], run_keys: list[str], ref: Any) -
     if any([json.dumps(x["prompt"], sort_keys=True) for x in r["samples"]] != run_keys for r in records):
         return None  # the draws of a run are shared by prompt: every point must answer the same prompts
     samples = [np.array([x["rewards"] for x in r["samples"]], dtype=float) for r in records]
-    weights = None
-    if all("weights" in x for r in records for x in r["samples"]):
-        weights = [np.array([x["weights"] for x in r["samples"]], dtype=float) for r in records]
+    weights = None  # per point, an S x n array (ones where the objective's judge takes a plain mean)
     for k, r in enumerate(records):
         if not np.all(np.isfinite(samples[k])):
             return None
-        pooled = pooled_means(samples[k], None if weights is None else weights[k])
-        if not np.allclose(pooled, r["rewards"], rtol=1e-9, atol=1e-12):
+        columns = None
+        if all("weights" in x for x in r["samples"]):
+            table = [x["weights"] for x in r["samples"]]
+            columns = [None if any(row[i] is None for row in table) else np.array([row[i] for row in table], dtype=float)
+                       for i in range(samples[k].shape[1])]
+            weights = weights or [np.ones_like(a) for a in samples]
+            for i, column in enumerate(columns):
+                if column is not None:
+                    weights[k][:, i] = column
+        if not np.allclose(pooled_means(samples[k], columns), r["rewards"], rtol=1e-9, atol=1e-12):
             return None
     groups = np.unique(run_keys, return_inverse=True)[1]
     result = bootstrap_hypervolume(samples, groups, ref, weights)

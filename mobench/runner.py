@@ -279,7 +279,7 @@ def _run_cell(plan: Plan, planned: PlannedMethod, ctx: RunContext, prompts: list
         "n_samples": len(outputs),
         "output": plan.task.point_output(outputs),
         "samples": [{"prompt": plan.task.prompt_record(p), "output": o, "rewards": s.tolist(),
-                     **({} if weights is None else {"weights": weights[i].tolist()})}
+                     **({} if weights is None else {"weights": [None if w is None else float(w[i]) for w in weights]})}
                     for i, (p, o, s) in enumerate(zip(prompts, outputs, scores))],
         "artifacts": _artifact_list(ctx.take_artifacts_used()),
         "timing": {"generate_s": round(generated - started, 4), "judge_s": round(judged - generated, 4)},

@@ -61,14 +61,13 @@ class Task(Component):
         columns = [judge.score(prompts, outputs) for judge in self.judges]
         return np.asarray(columns, dtype=float).T.reshape(len(outputs), self.n_objectives)
 
-    def sample_weights(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> np.ndarray | None:
-        """Each sample's weight in a cell's mean, per objective (n_samples x n_objectives), or None when
-        every judge takes a plain mean (`Judge.sample_weights`)."""
+    def sample_weights(self, prompts: Sequence[Any], outputs: Sequence[Any]) -> list[np.ndarray | None] | None:
+        """Per objective, each sample's weight in a cell's mean (None for a judge that takes a plain mean),
+        or None when every judge does (`Judge.sample_weights`)."""
         columns = [judge.sample_weights(prompts, outputs) for judge in self.judges]
         if all(column is None for column in columns):
             return None
-        return np.column_stack([np.ones(len(outputs)) if column is None else np.asarray(column, dtype=float)
-                                for column in columns])
+        return [None if column is None else np.asarray(column, dtype=float) for column in columns]
 
     def mean_rewards(self, prompts: Sequence[Any], outputs: Sequence[Any], scores: np.ndarray) -> np.ndarray:
         """One cell's mean reward per objective from `score`'s array, as each judge aggregates
@@ -149,15 +148,13 @@ def _spec_value(value: Any) -> str:
     return str(value)
 
 
-def pooled_means(scores: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Column means of a cell's (n_samples x n_objectives) rewards, weighted where `weights` (same shape,
-    from `Task.sample_weights`) says so; None: plain means."""
+def pooled_means(scores: np.ndarray, weights: Sequence[np.ndarray | None] | None) -> np.ndarray:
+    """Column means of a cell's (n_samples x n_objectives) rewards, weighted for the objectives whose
+    judge pools by weights (`Task.sample_weights`; None: every mean plain)."""
     # One mean over the whole array, not one per column: a column's mean can differ from it in the last
-    # bit, and unweighted runs must keep reproducing their committed results exactly. A column of ones
-    # (a judge without weights beside one with) keeps that plain mean too.
+    # bit, and unweighted runs must keep reproducing their committed results exactly.
     means = np.asarray(scores, dtype=float).mean(axis=0)
-    if weights is not None:
-        for i in range(means.shape[0]):
-            if not np.all(weights[:, i] == 1.0):
-                means[i] = weighted_mean(scores[:, i], weights[:, i])
+    for i, column in enumerate(weights or []):
+        if column is not None:
+            means[i] = weighted_mean(scores[:, i], column)
     return means

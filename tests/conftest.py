@@ -87,3 +87,12 @@ def first_word_value_data() -> tuple:
         rewards.append(1.0 if first == "yes" else 0.0)
         groups.append(i)
     return tokenizer, model, prompts, replies, rewards, groups
+
+
+def git_head(repo: Path) -> str | None:
+    """HEAD of `repo`, or None without a checkout, without git, or where git refuses it (safe.directory)."""
+    try:
+        done = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 and (repo / ".git").exists() else None

@@ -127,13 +127,15 @@ def test_typed_parameters_are_coerced_and_checked():
 # --- artifact store --------------------------------------------------------------------------
 
 def test_source_revision_names_the_checkout_or_nothing(tmp_path, monkeypatch):
+    from conftest import git_head
+
     import mobench
     from mobench.versions import source_revision
 
     repo = Path(mobench.__file__).resolve().parent.parent
-    if (repo / ".git").exists():
-        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-        assert source_revision()["commit"] == head.strip()
+    head = git_head(repo)
+    if head is not None:  # a checkout that git reads (CI's clean clone)
+        assert source_revision()["commit"] == head
     (tmp_path / "mobench").mkdir()  # an installed copy: no checkout around it
     monkeypatch.setattr(mobench, "__file__", str(tmp_path / "mobench" / "__init__.py"))
     assert source_revision() is None

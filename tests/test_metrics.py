@@ -147,7 +147,8 @@ def test_the_bootstrap_is_left_out_where_it_would_not_be_the_reported_hv():
 
     def record(shift: float, weights: bool = False) -> dict:
         rewards = [[0.1 * (i % 3) + shift, 0.5 - shift] for i in range(8)]
-        samples = [{"prompt": f"p{i // 2}", "rewards": r, **({"weights": [1.0 + i, 1.0]} if weights else {})}
+        # As the runner keeps them: the first judge pools by weights, the second takes a plain mean (None).
+        samples = [{"prompt": f"p{i // 2}", "rewards": r, **({"weights": [1.0 + i, None]} if weights else {})}
                    for i, r in enumerate(rewards)]
         w = np.array([[1.0 + i, 1.0] for i in range(8)]) if weights else np.ones((8, 2))
         means = (np.array(rewards) * w).sum(axis=0) / w.sum(axis=0)
@@ -185,7 +186,8 @@ def test_tables_escape_user_text_and_rank_both_directions():
     assert all(line.count("|") - line.count("\\|") == 10 for line in table.splitlines())  # 9 columns
     header, body = table_cells(rows)
     assert header[1:3] == ["HV ↑", "± SE"]
-    assert [line[2] for line in body] == [("0.012", ""), ("–", ""), ("123", "")]  # shown, never ranked
+    assert [line[2] for line in body] == [("0.012", ""), ("–", ""), ("120", "")]  # shown, never ranked
+    assert table_cells([Row("q", {"hv": 3e-4}, 3, hv_se=1.63e-5)])[1][0][2] == ("0.000016", "")  # no e-notation
     hv = [line[1][1] for line in body]
     spacing = [line[5][1] for line in body]
     assert hv == ["best", "second", ""] and spacing == ["", "best", "second"]  # Spac ↓: lower is better

@@ -45,7 +45,7 @@ def test_text_methods_run_and_name_their_artifacts_and_judges(cli, isolated):
     # The HV's spread over the test prompts, from the cells' per-sample rewards.
     spread = rs["uncertainty"]
     assert spread["unit"] == "test prompt" and spread["resamples"] == 1000 and spread["hv_se"] > 0
-    assert spread["hv_ci95"][0] <= rs["metrics"]["hv"] <= spread["hv_ci95"][1] and spread["n_prompts"] == 6
+    assert spread["hv_ci95"][0] <= spread["hv_ci95"][1] and spread["n_prompts"] == 6
     # Every method of the run shares the draws, so any two pair up; the resamples themselves are not kept.
     assert results["methods"]["morlhf"]["uncertainty"]["prompts_sha"] == spread["prompts_sha"]
     paired = spread["paired"]["morlhf"]
@@ -75,7 +75,7 @@ def test_a_judge_with_sample_weights_sets_the_cell_mean_and_the_rejudged_mean(cl
         assert point["rewards"][1] == pytest.approx(sum(s["rewards"][1] for s in cell["samples"]) / len(words))
     assert len(set(words)) > 1  # replies of several lengths: the weighted mean is not the plain one
     # The cells keep each sample's weights, so the bootstrap pools as the cell did (its means reproduce them).
-    assert all("weights" in s for c in cells for s in c["samples"])
+    assert all(s["weights"][0] >= 0 and s["weights"][1] is None for c in cells for s in c["samples"])
     assert results["methods"]["sft"]["uncertainty"]["hv_se"] >= 0
 
 
