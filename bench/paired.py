@@ -17,9 +17,9 @@ from pathlib import Path
 
 
 def _num(value: float, digits: int, sign: bool = False) -> str:
-    import numpy as np
+    from mobench.reports import significant
 
-    text = np.format_float_positional(value + 0.0, precision=digits, unique=False, fractional=False, trim="-")
+    text = significant(value, digits)
     return f"+{text}" if sign and value >= 0 else text
 
 

@@ -98,13 +98,15 @@ def table_cells(rows: list[Row]) -> tuple[list[str], list[list[tuple[str, Mark]]
     return header, body
 
 
-def _format_se(value: float | None) -> str:
-    """Two significant digits, never in e-notation (0.000016, 0.012, 120)."""
+def significant(value: float, digits: int) -> str:
+    """`value` to `digits` significant digits, never in e-notation (0.000016, 0.012, 120)."""
     import numpy as np
 
-    if value is None:
-        return "–"
-    return np.format_float_positional(value + 0.0, precision=2, unique=False, fractional=False, trim="-")
+    return np.format_float_positional(value + 0.0, precision=digits, unique=False, fractional=False, trim="-")
+
+
+def _format_se(value: float | None) -> str:
+    return "–" if value is None else significant(value, 2)
 
 
 def markdown_escape(text: str) -> str:

@@ -95,26 +95,29 @@ def _uncertainty(records: list[dict[str, Any]], run_keys: list[str], ref: Any) -
     if any([json.dumps(x["prompt"], sort_keys=True) for x in r["samples"]] != run_keys for r in records):
         return None  # the draws of a run are shared by prompt: every point must answer the same prompts
     samples = [np.array([x["rewards"] for x in r["samples"]], dtype=float) for r in records]
+    kept = [_kept_weights(r) for r in records]
+    for a, columns, r in zip(samples, kept, records):  # a NaN reward fails this too
+        if not np.allclose(pooled_means(a, columns), r["rewards"], rtol=1e-9, atol=1e-12):
+            return None
     weights = None  # per point, an S x n array (ones where the objective's judge takes a plain mean)
-    for k, r in enumerate(records):
-        if not np.all(np.isfinite(samples[k])):
-            return None
-        columns = None
-        if all("weights" in x for x in r["samples"]):
-            table = [x["weights"] for x in r["samples"]]
-            columns = [None if any(row[i] is None for row in table) else np.array([row[i] for row in table], dtype=float)
-                       for i in range(samples[k].shape[1])]
-            weights = weights or [np.ones_like(a) for a in samples]
-            for i, column in enumerate(columns):
-                if column is not None:
-                    weights[k][:, i] = column
-        if not np.allclose(pooled_means(samples[k], columns), r["rewards"], rtol=1e-9, atol=1e-12):
-            return None
+    if any(columns is not None for columns in kept):
+        weights = [np.column_stack([np.ones(len(a)) if w is None else w for w in (columns or [None] * a.shape[1])])
+                   for a, columns in zip(samples, kept)]
     groups = np.unique(run_keys, return_inverse=True)[1]
     result = bootstrap_hypervolume(samples, groups, ref, weights)
     if result is not None:
         result["prompts_sha"] = stable_hash(sorted(set(run_keys)), 12)
     return result
+
+
+def _kept_weights(record: dict[str, Any]) -> list[np.ndarray | None] | None:
+    """The per-objective pooling weights a cell kept beside its samples (runner._run_cell; None for a
+    plain-mean judge), or None where it kept none."""
+    rows = [sample.get("weights") for sample in record["samples"]]
+    if not rows or any(row is None for row in rows):
+        return None
+    return [None if any(row[i] is None for row in rows) else np.array([row[i] for row in rows], dtype=float)
+            for i in range(len(rows[0]))]
 
 
 def write_results(out: Path, results: dict[str, Any], timing: dict[str, float]) -> Path:

@@ -20,6 +20,7 @@ from mobench.context import RunContext
 from mobench.errors import MobenchError
 from mobench.method import Method
 from mobench.metrics import CtrlTies
+from mobench.params import parse_spec
 from mobench.preferences import canonical, load_preferences, simplex_grid
 from mobench.progress import Reporter
 from mobench.registry import methods, tasks
@@ -127,8 +128,6 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
             raise MobenchError(f"--limit must be >= 1, got {config.limit}")
         if "n_test" not in task.resolved_params():
             raise MobenchError(f"--limit sets the number of test prompts; task {task.name!r} has no such parameter")
-        from mobench.params import parse_spec
-
         name, raw = parse_spec(config.task)
         raw.pop("n_test", None)  # --limit wins over an n_test in the spec: it is the explicit quick-trial switch
         task = tasks.create(name, overrides={**raw, "n_test": config.limit})
@@ -178,8 +177,6 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
         method_prefs = prefs if own is None else np.asarray(own, dtype=float)
         cell_ids = [stable_hash({"method_id": method_id, "mu": canonical(mu)}) for mu in method_prefs]
         planned.append(PlannedMethod(key, method, method_id, cell_ids, method_prefs))
-    from mobench.params import parse_spec
-
     given = config.limit is not None or "n_test" in parse_spec(config.task)[1]
     asked = task.resolved_params().get("n_test") if given else None  # the parsed value (--limit set it above)
     if asked is not None and hasattr(task, "test_prompts"):

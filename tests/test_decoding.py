@@ -31,11 +31,11 @@ def tiny() -> dict[str, Any]:
     return {"tokenizer": tokenizer, "models": models, "value": value}
 
 
-def naive_greedy(plan: Plan, tokenizer: Any, prompts: list[str], max_new: int) -> list[list[int]]:
+def naive_greedy(plan: Plan, tokenizer: Any, prompts: list[str], max_new: int, device: str = "cpu") -> list[list[int]]:
     """Reference: one prompt at a time, no padding, no cache; the full sequence re-run every step."""
     answers = []
     for text in prompts:
-        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        ids = tokenizer(text, return_tensors="pt")["input_ids"].to(device)
         out: list[int] = []
         for _ in range(max_new):
             with torch.no_grad():
@@ -50,15 +50,16 @@ def naive_greedy(plan: Plan, tokenizer: Any, prompts: list[str], max_new: int) -
             out.append(token)
             if token == tokenizer.eos_token_id:
                 break
-            ids = torch.cat([ids, torch.tensor([[token]])], dim=1)
+            ids = torch.cat([ids, torch.tensor([[token]], device=device)], dim=1)
         answers.append(out)
     return answers
 
 
-def engine_ids(plan: Plan, tokenizer: Any, prompts: list[str], config: DecodeConfig, seed: int = 0) -> list[list[int]]:
+def engine_ids(plan: Plan, tokenizer: Any, prompts: list[str], config: DecodeConfig, seed: int = 0,
+               device: str = "cpu") -> list[list[int]]:
     decoder = Decoder(plan, tokenizer, config, seed)
-    batch = tokenizer(prompts, return_tensors="pt", padding=True)
-    gen = torch.Generator().manual_seed(seed)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
+    gen = torch.Generator(device=device).manual_seed(seed)
     rows = decoder.generate_ids(batch["input_ids"], batch["attention_mask"], gen).tolist()
     out = []
     for row in rows:

@@ -1,4 +1,4 @@
-"""The decoding engine and the value models on a CUDA device (skipped without one; CI has none).
+"""The decoding engine on a CUDA device (skipped without one; CI has none).
 
 `bash bench/gpu_check.sh` runs these on a lent GPU: the same checks as test_decoding.py's CPU ones
 (cached greedy equals a no-cache reference, static caches equal dynamic ones), plus what only a GPU
@@ -14,6 +14,8 @@ import pytest
 torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("needs a CUDA device", allow_module_level=True)
+
+from test_decoding import engine_ids, naive_greedy  # noqa: E402  (the CPU tests' helpers, on CUDA)
 
 from mobench.decoding import DecodeConfig, Decoder, Plan, Term  # noqa: E402
 from mobench.errors import MobenchError  # noqa: E402
@@ -43,41 +45,14 @@ def _plans(tiny: dict[str, Any]) -> dict[str, Plan]:
 
 
 def _engine(plan: Plan, tok: Any, config: DecodeConfig, seed: int = 0) -> list[list[int]]:
-    batch = tok(PROMPTS, return_tensors="pt", padding=True).to(CUDA)
-    rows = Decoder(plan, tok, config, seed).generate_ids(batch["input_ids"], batch["attention_mask"],
-                                                         torch.Generator(device=CUDA).manual_seed(seed))
-    return [[t for t in row if t != tok.pad_token_id] for row in rows.tolist()]
-
-
-def _naive(plan: Plan, tok: Any, max_new: int) -> list[list[int]]:
-    """One prompt at a time, no cache, the whole sequence re-run at every step (as test_decoding.py)."""
-    answers = []
-    for text in PROMPTS:
-        ids = tok(text, return_tensors="pt")["input_ids"].to(CUDA)
-        out: list[int] = []
-        for _ in range(max_new):
-            with torch.no_grad():
-                full = {id(m): m(input_ids=ids).logits[:, -1, :len(tok)].float() for m in plan.models()}
-            score = sum(t.weight * torch.log_softmax(full[id(t.model)], -1) for t in plan.base)
-            for t in plan.guides:
-                part = torch.log_softmax(full[id(t.model)], -1) if t.output == "logprobs" \
-                    else full[id(t.model)] + t.offset
-                score = score + t.weight * part
-            score[:, tok.pad_token_id] = -float("inf")
-            token = int(score.argmax(-1))
-            out.append(token)
-            if token == tok.eos_token_id:
-                break
-            ids = torch.cat([ids, torch.tensor([[token]], device=CUDA)], dim=1)
-        answers.append(out)
-    return answers
+    return engine_ids(plan, tok, PROMPTS, config, seed, device="cuda")
 
 
 @pytest.mark.parametrize("name", ["plain", "mod", "explicit", "implicit"])
 def test_cached_greedy_equals_the_naive_reference_on_cuda(tiny: dict[str, Any], name: str) -> None:
     plan = _plans(tiny)[name]
     got = _engine(plan, tiny["tokenizer"], DecodeConfig(mode="greedy", max_new_tokens=12))
-    assert got == _naive(plan, tiny["tokenizer"], 12)
+    assert got == naive_greedy(plan, tiny["tokenizer"], PROMPTS, 12, device="cuda")
 
 
 @pytest.mark.parametrize("mode", ["greedy", "sample", "beam"])
