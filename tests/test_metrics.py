@@ -257,3 +257,34 @@ def test_committed_tables_and_leaderboard_are_what_the_suite_writes(monkeypatch)
     boards = collect([Path("results")])
     assert Path("results/leaderboard.md").read_text() == leaderboard_markdown(boards)
     assert Path("results/leaderboard.html").read_text() == leaderboard_html(boards)
+
+
+def test_seed_replicates_script_compares_seeds_and_refuses_mismatched_runs(tmp_path):
+    """bench/seeds.py on a committed run and a copy under another seed (HVs scaled): per-seed HVs, the
+    spread across seeds, per-seed paired verdicts; runs of one seed or of another task are refused."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    source = json.loads((REPO / "results/hh2-mini/results.json").read_text())
+    other = json.loads(json.dumps(source))
+    other["config"]["seed"] = 1
+    for entry in other["methods"].values():
+        entry["metrics"]["hv"] *= 0.5
+    (tmp_path / "seed1.json").write_text(json.dumps(other))
+    script = [sys.executable, str(REPO / "bench/seeds.py"), str(REPO / "results/hh2-mini")]
+
+    out = subprocess.run(script + [str(tmp_path / "seed1.json"), "--against", "bone-soup"],
+                         capture_output=True, text=True, check=True).stdout
+    sft_hv = source["methods"]["sft"]["metrics"]["hv"]
+    row = next(line for line in out.splitlines() if line.startswith("| sft |") and "HV" not in line)
+    mean = float(row.split("|")[-3])
+    assert mean == pytest.approx(0.75 * sft_hv, rel=1e-3)
+    assert "| ric |" in out and "behind bone-soup in every seed" in out
+
+    same = subprocess.run(script + [str(REPO / "results/hh2-mini")], capture_output=True, text=True)
+    assert same.returncode != 0 and "differ in seed" in same.stderr
+    wrong = subprocess.run(script + [str(REPO / "results/hh1-mini")], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "only replicates of one run" in wrong.stderr
