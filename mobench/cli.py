@@ -52,16 +52,24 @@ def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
               "the paper tasks' N spread over the test split).")
 @click.option("--offline", is_flag=True, default=None,
               help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
+@click.option("--ray", "use_ray", is_flag=True, default=None,
+              help="Sweep the cells on a Ray cluster (RAY_ADDRESS, or a new local one); artifacts that every "
+              "preference shares are built here first.")
+@click.option("--ray-address", help="Address of the Ray cluster to join (implies --ray).")
+@click.option("--ray-gpus", type=float, help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0).")
+@click.option("--ray-cpus", type=float, help="CPUs per Ray task (default 1).")
 @click.pass_context
 def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: int | None,
         prefs_file: Path | None, seed: int | None, out: Path | None, config_file: Path | None,
-        no_train: bool | None, ctrl_ties: str | None, limit: int | None, offline: bool | None) -> None:
+        no_train: bool | None, ctrl_ties: str | None, limit: int | None, offline: bool | None,
+        use_ray: bool | None, ray_address: str | None, ray_gpus: float | None, ray_cpus: float | None) -> None:
     """Train what the methods need, sweep the preferences, judge, and report."""
     from mobench.config import build_run_config
 
     config = build_run_config(config_file, task=task, methods=methods_text, grid=grid, prefs=prefs_file,
                               seed=seed, out=out, no_train=no_train, ctrl_ties=ctrl_ties, limit=limit,
-                              offline=offline)
+                              offline=offline, ray=use_ray, ray_address=ray_address, ray_gpus=ray_gpus,
+                              ray_cpus=ray_cpus)
     _run(config, quiet=ctx.obj["quiet"])
 
 
@@ -72,13 +80,22 @@ def _run(config: Any, quiet: bool) -> None:
     from mobench.results import assemble, write_results
     from mobench.runner import execute, missing_cells, resolve
 
+    if config.ray is not None:
+        from mobench.distributed import check_ray_installed
+
+        check_ray_installed()
     plan = resolve(config)
     reporter = Reporter(quiet=quiet)
     todo = missing_cells(plan)
     reporter.log(f"{plan.task.name}: {len(plan.methods)} method(s) x {len(plan.prefs)} preferences "
                  f"(seed {config.seed}); {todo} of {plan.n_cells} cells to compute; run directory {plan.out}")
     try:
-        timing = execute(plan, ArtifactStore(), reporter)
+        if config.ray is not None:
+            from mobench.distributed import execute_on_ray
+
+            timing = execute_on_ray(plan, ArtifactStore(), reporter, config.ray)
+        else:
+            timing = execute(plan, ArtifactStore(), reporter)
     except KeyboardInterrupt:
         done = plan.n_cells - missing_cells(plan)
         raise Interrupted(f"interrupted: {done} of {plan.n_cells} cells are saved in {plan.out}; "

@@ -10,6 +10,7 @@ YAML form:
     grid: 11            # or: prefs: prefs.json
     seed: 0
     out: results/quad
+    ray: true           # sweep on a Ray cluster (optional: ray_address, ray_gpus, ray_cpus)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from mobench.fileio import read_user_text
 from mobench.params import split_top_level
 from mobench.runner import MethodRequest, RunConfig
 
-CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "ctrl_ties", "limit", "offline")
+CONFIG_KEYS = ("task", "methods", "grid", "prefs", "seed", "out", "no_train", "ctrl_ties", "limit", "offline",
+               "ray", "ray_address", "ray_gpus", "ray_cpus")
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
@@ -92,6 +94,7 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
     for key in ("no_train", "offline"):
         if key in data and not isinstance(data[key], bool):
             raise MobenchError(f"{key} must be true or false, got {data[key]!r}")
+    ray = _ray_options(data)
     ctrl_ties = data.get("ctrl_ties", "strict")
     if ctrl_ties not in ("strict", "ignore"):
         raise MobenchError(f"ctrl_ties must be 'strict' or 'ignore', got {ctrl_ties!r}")
@@ -106,4 +109,29 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
         ctrl_ties=ctrl_ties,
         limit=data.get("limit"),
         offline=bool(data.get("offline", False)),
+        ray=ray,
     )
+
+
+def _ray_options(data: dict[str, Any]) -> Any:
+    """RayOptions when the run goes to Ray (`ray: true`, or any ray_* key), else None."""
+    from mobench.distributed import RayOptions
+
+    if "ray" in data and not isinstance(data["ray"], bool):
+        raise MobenchError(f"ray must be true or false, got {data['ray']!r}")
+    extras = [key for key in ("ray_address", "ray_gpus", "ray_cpus") if data.get(key) is not None]
+    if not data.get("ray") and not extras:
+        return None
+    if data.get("ray") is False and extras:
+        raise MobenchError(f"{extras[0]} is set but ray is false")
+    address = data.get("ray_address")
+    if address is not None and not isinstance(address, str):
+        raise MobenchError(f"ray_address must be a string, got {address!r}")
+    numbers = {}
+    for key in ("ray_gpus", "ray_cpus"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise MobenchError(f"{key} must be a number, got {value!r}")
+        numbers[key] = value
+    return RayOptions(address=address, gpus_per_task=numbers["ray_gpus"],
+                      cpus_per_task=1.0 if numbers["ray_cpus"] is None else float(numbers["ray_cpus"]))

@@ -129,6 +129,14 @@ def load_plugins() -> None:
             load_plugin(target.strip())
 
 
+_plugin_targets: list[str] = []  # what load_plugin imported (files as absolute paths): Ray workers load them too
+
+
+def loaded_plugin_targets() -> list[str]:
+    """The plugins given with `--plugin` (or load_plugin) in this process, in load order."""
+    return list(_plugin_targets)
+
+
 def load_plugin(target: str) -> None:
     """Import a plugin given as a module name or a path to a .py file."""
     try:
@@ -136,6 +144,8 @@ def load_plugin(target: str) -> None:
             path = Path(target).resolve()
             if not path.is_file():
                 raise MobenchError(f"plugin file {target!r} does not exist")
+            if str(path) not in _plugin_targets:
+                _plugin_targets.append(str(path))
             module_name = f"mobench_plugin_{path.stem}"
             if module_name in sys.modules:
                 return
@@ -146,6 +156,8 @@ def load_plugin(target: str) -> None:
             spec.loader.exec_module(module)
         else:
             importlib.import_module(target)
+            if target not in _plugin_targets:
+                _plugin_targets.append(target)
     except MobenchError:
         raise
     except Exception as exc:

@@ -57,6 +57,7 @@ class RunConfig:
     ctrl_ties: CtrlTies = "strict"
     limit: int | None = None  # evaluate on N test prompts (a quick trial)
     offline: bool = False  # local paths and the hub cache only
+    ray: Any = None  # mobench.distributed.RayOptions: sweep the cells on a Ray cluster (None: in this process)
 
 
 @dataclass

@@ -1,0 +1,74 @@
+"""`mobench run --ray`: cells swept by Ray tasks on a local cluster write what a local run writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+PLUGIN = str(REPO / "tests" / "micro_text.py")
+MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
+
+
+def test_quad_on_ray_writes_the_bytes_of_a_local_run(cli, isolated, tmp_path):
+    assert cli("run", "--task", "quad", "--methods", "rs,bone-soup,morlhf", "--out", "local").code == 0
+    config = tmp_path / "run.yaml"
+    config.write_text("task: quad\nmethods: [rs, bone-soup, morlhf]\nout: on-ray\nray: true\nray_cpus: 1\n")
+    result = cli("run", "--config", str(config))
+    assert result.code == 0, result.err
+    assert "ray: " in result.err and "task(s) for 33 cell(s)" in result.err
+    assert Path("on-ray/results.json").read_bytes() == Path("local/results.json").read_bytes()
+    again = cli("run", "--config", str(config))  # finished cells are not sent again
+    assert again.code == 0 and "0 of 33 cells to compute" in again.err and "task(s)" not in again.err
+
+
+def test_text_policies_trained_by_ray_workers_match_a_local_sweep(cli, isolated):
+    """MORLHF's policy per μ is built by the worker that sweeps it (the SFT policy and the experts by the
+    driver); a local sweep that may not train reads the same artifacts and writes the same results."""
+    args = ("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "sft,morlhf", "--grid", "3")
+    on_ray = cli(*args, "--out", "on-ray", "--ray")
+    assert on_ray.code == 0, on_ray.err
+    local = cli(*args, "--out", "local", "--no-train")
+    assert local.code == 0, local.err
+    assert Path("on-ray/results.json").read_bytes() == Path("local/results.json").read_bytes()
+    morlhf = json.loads(Path("local/results.json").read_text())["methods"]["morlhf"]
+    assert [a["kind"] for a in morlhf["artifacts"]].count("rl-policy") == 3
+
+
+def test_a_worker_error_is_one_line_and_cluster_problems_fail_before_training(cli, isolated):
+    # The SFT policy exists; MORLHF's policies do not, and --no-train forbids the workers to build them.
+    assert cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "sft", "--grid", "3").code == 0
+    failed = cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "morlhf", "--grid", "3",
+                 "--no-train", "--ray")
+    assert failed.code == 2 and "training is forbidden" in failed.err and "Traceback" not in failed.err
+    built = sorted(p.name for p in (isolated / "artifacts").iterdir())
+    no_gpu = cli("run", "--task", "quad", "--methods", "rs", "--out", "gpu", "--ray-gpus", "1")
+    assert no_gpu.code == 2 and "asks for 1 GPU but the cluster has 0" in no_gpu.err
+    assert sorted(p.name for p in (isolated / "artifacts").iterdir()) == built  # quad's experts were not trained
+    bad = cli("run", "--task", "quad", "--methods", "rs", "--ray-gpus", "nan")
+    assert bad.code == 2 and "ray_gpus must be a number >= 0" in bad.err
+
+
+def test_ray_missing_is_a_clear_error_before_any_work(cli, isolated, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    result = cli("run", "--task", "quad", "--methods", "rs", "--out", "never", "--ray")
+    assert result.code == 2 and "--ray needs Ray" in result.err
+    assert not Path("never").exists()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("ray: yes-please", "ray must be true or false"),
+    ("ray: false\nray_gpus: 1", "ray_gpus is set but ray is false"),
+    ("ray_cpus: lots", "ray_cpus must be a number"),
+    ("ray_cpus: 0", "ray_cpus must be a number > 0"),
+])
+def test_bad_ray_settings_in_a_config_are_one_line(cli, isolated, tmp_path, text, message):
+    config = tmp_path / "run.yaml"
+    config.write_text(f"task: quad\nmethods: [rs]\n{text}\n")
+    result = cli("run", "--config", str(config))
+    assert result.code == 2 and message in result.err
