@@ -55,9 +55,11 @@ def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
 @click.option("--ray", "use_ray", is_flag=True, default=None,
               help="Sweep the cells on a Ray cluster (RAY_ADDRESS, or a new local one); artifacts that every "
               "preference shares are built here first.")
-@click.option("--ray-address", help="Address of the Ray cluster to join (implies --ray).")
-@click.option("--ray-gpus", type=float, help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0).")
-@click.option("--ray-cpus", type=float, help="CPUs per Ray task (default 1).")
+@click.option("--ray-address", help="Ray cluster to join, e.g. auto or HOST:6379; local starts a new one "
+              "(implies --ray).")
+@click.option("--ray-gpus", type=float,
+              help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0; implies --ray).")
+@click.option("--ray-cpus", type=float, help="CPUs per Ray task (default 1; implies --ray).")
 @click.pass_context
 def run(ctx: click.Context, task: str | None, methods_text: str | None, grid: int | None,
         prefs_file: Path | None, seed: int | None, out: Path | None, config_file: Path | None,

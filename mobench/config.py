@@ -74,6 +74,8 @@ def build_run_config(config_file: Path | None, **cli: Any) -> RunConfig:
         # working directory: it is where results go, not an input).
         prefs = Path(data["prefs"]).expanduser()
         data["prefs"] = str(prefs if prefs.is_absolute() else Path(config_file).parent / prefs)
+    if cli.get("ray") is None and any(cli.get(k) is not None for k in ("ray_address", "ray_gpus", "ray_cpus")):
+        cli["ray"] = True  # a --ray-* option asks for Ray, whatever the file says
     for key, value in cli.items():
         if value is not None:
             data[key] = value

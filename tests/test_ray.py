@@ -1,4 +1,5 @@
-"""`mobench run --ray`: cells swept by Ray tasks on a local cluster write what a local run writes."""
+"""`mobench run --ray`: cells swept by Ray tasks on a new local cluster (`local`: never a developer's
+running one) write what a local run writes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10
 def test_quad_on_ray_writes_the_bytes_of_a_local_run(cli, isolated, tmp_path):
     assert cli("run", "--task", "quad", "--methods", "rs,bone-soup,morlhf", "--out", "local").code == 0
     config = tmp_path / "run.yaml"
-    config.write_text("task: quad\nmethods: [rs, bone-soup, morlhf]\nout: on-ray\nray: true\nray_cpus: 1\n")
+    config.write_text("task: quad\nmethods: [rs, bone-soup, morlhf]\nout: on-ray\nray: true\nray_cpus: 1\n"
+                      "ray_address: local\nray_gpus: 0\n")
     result = cli("run", "--config", str(config))
     assert result.code == 0, result.err
     assert "ray: " in result.err and "task(s) for 33 cell(s)" in result.err
@@ -27,10 +29,11 @@ def test_quad_on_ray_writes_the_bytes_of_a_local_run(cli, isolated, tmp_path):
 
 
 def test_text_policies_trained_by_ray_workers_match_a_local_sweep(cli, isolated):
-    """MORLHF's policy per μ is built by the worker that sweeps it (the SFT policy and the experts by the
-    driver); a local sweep that may not train reads the same artifacts and writes the same results."""
+    """Everything is trained by Ray tasks (the SFT policy by a method's preparation, MORLHF's policy per μ
+    by the chunk that sweeps it); a local sweep that may not train finds every artifact it needs and
+    writes the same results."""
     args = ("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "sft,morlhf", "--grid", "3")
-    on_ray = cli(*args, "--out", "on-ray", "--ray")
+    on_ray = cli(*args, "--out", "on-ray", "--ray-address", "local", "--ray-gpus", "0")
     assert on_ray.code == 0, on_ray.err
     local = cli(*args, "--out", "local", "--no-train")
     assert local.code == 0, local.err
@@ -43,14 +46,16 @@ def test_a_worker_error_is_one_line_and_cluster_problems_fail_before_training(cl
     # The SFT policy exists; MORLHF's policies do not, and --no-train forbids the workers to build them.
     assert cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "sft", "--grid", "3").code == 0
     failed = cli("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "morlhf", "--grid", "3",
-                 "--no-train", "--ray")
+                 "--no-train", "--ray-address", "local", "--ray-gpus", "0")
     assert failed.code == 2 and "training is forbidden" in failed.err and "Traceback" not in failed.err
     built = sorted(p.name for p in (isolated / "artifacts").iterdir())
-    no_gpu = cli("run", "--task", "quad", "--methods", "rs", "--out", "gpu", "--ray-gpus", "1")
-    assert no_gpu.code == 2 and "asks for 1 GPU but the cluster has 0" in no_gpu.err
+    no_gpu = cli("run", "--task", "quad", "--methods", "rs", "--out", "gpu", "--ray-address", "local",
+                 "--ray-gpus", "1024")
+    assert no_gpu.code == 2 and "asks for 1 CPU and 1024 GPU, which no node of the cluster has" in no_gpu.err
     assert sorted(p.name for p in (isolated / "artifacts").iterdir()) == built  # quad's experts were not trained
-    bad = cli("run", "--task", "quad", "--methods", "rs", "--ray-gpus", "nan")
-    assert bad.code == 2 and "ray_gpus must be a number >= 0" in bad.err
+    for value in ("nan", "-1", "0.00001"):
+        bad = cli("run", "--task", "quad", "--methods", "rs", "--ray-gpus", value)
+        assert bad.code == 2 and "ray_gpus must be 0 or a number >= 0.0001" in bad.err
 
 
 def test_ray_missing_is_a_clear_error_before_any_work(cli, isolated, monkeypatch):
@@ -65,10 +70,22 @@ def test_ray_missing_is_a_clear_error_before_any_work(cli, isolated, monkeypatch
     ("ray: yes-please", "ray must be true or false"),
     ("ray: false\nray_gpus: 1", "ray_gpus is set but ray is false"),
     ("ray_cpus: lots", "ray_cpus must be a number"),
-    ("ray_cpus: 0", "ray_cpus must be a number > 0"),
+    ("ray_cpus: 0", "ray_cpus must be a number >= 0.0001"),
+    ("ray_address: ' '", "ray_address is empty"),
 ])
 def test_bad_ray_settings_in_a_config_are_one_line(cli, isolated, tmp_path, text, message):
     config = tmp_path / "run.yaml"
     config.write_text(f"task: quad\nmethods: [rs]\n{text}\n")
     result = cli("run", "--config", str(config))
     assert result.code == 2 and message in result.err
+
+
+def test_a_ray_option_on_the_command_line_wins_over_ray_false_in_the_file(tmp_path):
+    from mobench.config import build_run_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text("task: quad\nmethods: [rs]\nray: false\n")
+    assert build_run_config(config).ray is None
+    options = build_run_config(config, ray_gpus=0.5).ray
+    assert options is not None and options.gpus_per_task == 0.5 and options.cpus_per_task == 1.0
+    assert build_run_config(None, task="quad", methods="rs", ray_address="auto").ray.address == "auto"
