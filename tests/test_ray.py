@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,18 +33,36 @@ def test_quad_on_ray_writes_the_bytes_of_a_local_run(cli, isolated, tmp_path):
     assert again.code == 0 and "0 of 33 cells to compute" in again.err and "task(s)" not in again.err
 
 
-def test_text_policies_trained_by_ray_workers_match_a_local_sweep(cli, isolated):
+def test_an_interrupted_ray_sweep_resumes_to_what_a_local_sweep_writes(cli, isolated, tmp_path):
     """Everything is trained by Ray tasks (the SFT policy by a method's preparation, MORLHF's policy per μ
-    by the chunk that sweeps it); a local sweep that may not train finds every artifact it needs and
-    writes the same results."""
-    args = ("--plugin", PLUGIN, "-q", "run", "--task", MICRO, "--methods", "sft,morlhf", "--grid", "3")
-    on_ray = cli(*args, "--out", "on-ray", "--ray-address", "local", "--ray-gpus", "0")
-    assert on_ray.code == 0, on_ray.err
-    local = cli(*args, "--out", "local", "--no-train")
+    by the chunk that sweeps it). Ctrl-C cancels the tasks and keeps the cells written; the rerun
+    finishes the rest; a local sweep that may not train then finds every artifact and writes the same
+    results."""
+    args = ["--plugin", PLUGIN, "run", "--task", MICRO, "--methods", "sft,morlhf", "--grid", "5",
+            "--ray-address", "local", "--ray-gpus", "0"]
+    proc = subprocess.Popen([sys.executable, "-m", "mobench.cli", *args, "--out", "on-ray"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    cells = tmp_path / "on-ray" / "cells"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (cells.is_dir() and len(list(cells.glob("*.json"))) >= 6):
+        time.sleep(0.05)  # SFT's 5 cells and MORLHF's first: its other policies are still training
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "rerun the same command to resume" in err and "Traceback" not in err
+    saved = len(list(cells.glob("*.json")))
+    assert 6 <= saved < 10 and not (tmp_path / "on-ray" / "results.json").exists()
+
+    resumed = cli(*args, "--out", "on-ray")
+    assert resumed.code == 0, resumed.err
+    assert f"{10 - saved} of 10 cells to compute" in resumed.err
+    local = cli(*args[:-4], "--out", "local", "--no-train")
     assert local.code == 0, local.err
     assert Path("on-ray/results.json").read_bytes() == Path("local/results.json").read_bytes()
     morlhf = json.loads(Path("local/results.json").read_text())["methods"]["morlhf"]
-    assert [a["kind"] for a in morlhf["artifacts"]].count("rl-policy") == 3
+    assert [a["kind"] for a in morlhf["artifacts"]].count("rl-policy") == 5
 
 
 def test_a_worker_error_is_one_line_and_cluster_problems_fail_before_training(cli, isolated):
