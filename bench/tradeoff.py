@@ -31,10 +31,16 @@ def check(path: Path, method: str) -> list[str]:
     lines = [f"## {results['task']['spec']} ({method})", ""]
     ok = True
     for i, name in enumerate(names):
-        at_one = next(p for p in points if p["mu"][i] == 1.0)
-        at_zero = next(p for p in points if p["mu"][i] == 0.0 and max(p["mu"]) == 1.0)
+        at_one = next((p for p in points if p["mu"][i] == 1.0), None)
+        at_zero = next((p for p in points if p["mu"][i] == 0.0 and max(p["mu"]) == 1.0), None)
+        if at_one is None or at_zero is None:
+            return [f"{path}: {method} has no point at μ_{name} = 1 and one at μ_{name} = 0 with another "
+                    f"objective at 1 (its preferences: {[p['mu'] for p in points]})"]
         gain = at_one["rewards"][i] - at_zero["rewards"][i]
         std = sft_point["reward_std"][i]
+        if not std > 0:
+            return [f"{path}: sft's {name} rewards have no spread (std {std}): a one-policy task such as quad "
+                    "has no per-sample standard deviation to measure the trade-off in"]
         passed = gain >= std
         ok &= passed
         lines.append(f"- {name}: mean at μ_{name}=1 {at_one['rewards'][i]:.4f}, at μ_{name}=0 "

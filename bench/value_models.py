@@ -5,7 +5,10 @@ V(x, y<t)[y_t] against the final reward, the same for a constant predictor (the 
 the Spearman correlation of the last token's value with the reward. A value model that does not beat
 the constant predictor is flagged.
 
-    python bench/value_models.py [--home ~/.cache/mobench] [--task hh2-mini]
+    python bench/value_models.py [--home ~/.cache/mobench] [--task hh2-mini] [--run results/hh2-mini]
+
+The store keeps every value model ever built (older task versions and settings too); `--run` lists only
+those a run's results.json names, i.e. the guides its MAGE-E rows used.
 """
 
 from __future__ import annotations
@@ -20,16 +23,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=None, help="artifact store (default $MOBENCH_HOME)")
     parser.add_argument("--task", default=None, help="only this task")
+    parser.add_argument("--run", type=Path, default=None, help="only the value models this run directory's results name")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from mobench.artifacts import default_home
 
     home = args.home or Path(default_home())
+    used: set[str] | None = None
+    if args.run is not None:
+        results_path = args.run / "results.json" if args.run.is_dir() else args.run
+        if not results_path.is_file():
+            sys.exit(f"error: {results_path} does not exist")
+        results = json.loads(results_path.read_text())
+        used = {a["id"] for m in results.get("methods", {}).values() for a in m.get("artifacts", [])
+                if a.get("kind") == "value-model"}
     rows = []
     for manifest_path in sorted((home / "artifacts").glob("value-model-*/manifest.json")):
         manifest = json.loads(manifest_path.read_text())
         recipe, info = manifest["recipe"], manifest["info"]
         if args.task and recipe["task"] != args.task:
+            continue
+        if used is not None and manifest_path.parent.name not in used:
             continue
         held = info.get("heldout", {})
         settings = recipe.get("value", {})
@@ -37,7 +51,7 @@ def main() -> None:
                      held.get("final_spearman"), held.get("n"),
                      f"{manifest_path.parent.name} ({settings.get('epochs')} ep, lr {settings.get('learning_rate')})"))
     if not rows:
-        sys.exit(f"no value-model artifacts under {home}")
+        sys.exit(f"no value-model artifacts under {home}" + (f" named by {args.run}" if used is not None else ""))
     print("| task | objective | held-out MSE | constant MSE | ratio | Spearman (last token) | n | artifact |")
     print("|---|---|---|---|---|---|---|---|")
     for task, objective, mse, const, rho, n, name in rows:

@@ -200,12 +200,12 @@ def list_components(kind: str) -> None:
 
     reg = {"tasks": registry.tasks, "methods": registry.methods, "judges": registry.judges}[kind]
     table = Table(title=f"mobench {kind}", show_lines=False)
-    table.add_column("name", style="bold")
-    table.add_column("description")
+    table.add_column("name", style="bold", overflow="fold")
+    table.add_column("description", overflow="fold")
     if kind == "tasks":
-        table.add_column("objectives")
-        table.add_column("assets")
-    table.add_column("parameters")
+        table.add_column("objectives", overflow="fold")
+        table.add_column("assets", overflow="fold")
+    table.add_column("parameters", overflow="fold")
     for name in reg.names():
         cls = reg.get(name)
         params = "\n".join(f"{p.name}: {p.type}" + ("" if p.required else f" = {p.default!r}")

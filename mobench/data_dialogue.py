@@ -28,9 +28,9 @@ per source, from questions of >= 3 words with a reference of >= 4 words; everyth
 training. `rl` (300 prompts) is a stratified sample of the *training* questions (RL re-visits
 questions the SFT policy saw; only validation and test are unseen). SFT has ~1.5k pairs (hh2
 1473, hh1 1564): the corpora hold ~1.2k unique consecutive pairs, and the ~2.3k of the recipe in
-shared/OFFLINE.md counted tech_support.yml's duplicates, which are dropped here.
+the project's offline-assets notes (OFFLINE.md, kept outside this repository) counted tech_support.yml's duplicates, which are dropped here.
 
-hh2 (helpful vs humor): like the measured recipe in shared/OFFLINE.md, 25% of the training
+hh2 (helpful vs humor): like the measured recipe of those notes, 25% of the training
 questions get one extra SFT pair whose reply is a joke (a humor-mcp observation gets one of its
 own rated jokes, any other question the next joke of a shuffled pool), so the SFT policy jokes
 sometimes and RL can move humor both ways. Helpfulness is anchored to the plain references, so a

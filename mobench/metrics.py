@@ -1,7 +1,8 @@
 """Pareto-quality and controllability metrics on N x n arrays (rows in preference-grid order).
 
-All objectives are maximised. Conventions and golden values: shared/METRICS.md. Pure numpy, plus
-pymoo for the hypervolume; nothing here imports torch or a model.
+All objectives are maximised. Definitions: each function's docstring and the README's column legend;
+golden values: tests/test_metrics.py. Pure numpy, plus pymoo for the hypervolume; nothing here imports
+torch or a model.
 """
 
 from __future__ import annotations

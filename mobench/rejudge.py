@@ -93,7 +93,10 @@ def rejudge(run_dir: Path, judge_specs: Sequence[str], limit: int | None, report
     prompts = task.evaluation_prompts()
     cells = _cells(run_dir, results)
     if not cells:
-        raise MobenchError(f"{run_dir}/cells holds no generations of the methods in its results.json")
+        where = "holds none of the generations" if (run_dir / "cells").is_dir() else "does not exist: it holds the generations"
+        raise MobenchError(f"{run_dir}/cells {where} of the methods in its results.json (a copy of a run, such as the "
+                           "committed reference runs, keeps only the summaries); rerun its `mobench run` command to "
+                           "regenerate them (trained artifacts are reused), then judge")
     missing = sorted(set(results["methods"]) - set(cells))
     if missing:
         raise MobenchError(f"{run_dir}/cells lacks the generations of {', '.join(missing)}; rerun `mobench run`")

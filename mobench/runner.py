@@ -87,17 +87,33 @@ def default_out(task: Task) -> Path:
     return Path("results") / task.name
 
 
-def check_same_task(out: Path, task_name: str) -> None:
-    """A run directory holds one task's run: another task's run would silently replace its results."""
+def check_same_task(out: Path, task: Task, seed: int) -> None:
+    """A run directory holds one run of one task under one seed: a run of another task, other task
+    parameters (`--limit` included) or another seed shares none of its cells and would silently replace
+    its results (the committed reference runs among them). Other methods, preferences or tie rules
+    reuse its cells and may write there."""
     from mobench.fileio import read_json
 
     try:
-        previous = read_json(out / "results.json").get("task", {}).get("name")
-    except (OSError, ValueError, AttributeError):
+        previous = read_json(out / "results.json")
+        before = previous["task"]
+        name, params, old_seed = before["name"], before.get("params"), previous["config"]["seed"]
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return  # no results yet, or a damaged file that the run rewrites
-    if previous and previous != task_name:
-        raise MobenchError(f"{str(out)!r} holds a run of task {previous!r}; a run of {task_name!r} would replace "
+    if name != task.name:
+        raise MobenchError(f"{str(out)!r} holds a run of task {name!r}; a run of {task.name!r} would replace "
                            f"its results: pick another --out (or delete its results.json)")
+    from mobench.fileio import json_safe
+
+    now = json_safe(task.resolved_params())
+    if params is not None and params != now:
+        changed = sorted(k for k in set(params) | set(now) if params.get(k) != now.get(k))
+        shown = ", ".join(f"{k}={params.get(k)!r} there, {now.get(k)!r} now" for k in changed[:3])
+        raise MobenchError(f"{str(out)!r} holds a run of {name!r} with other task parameters ({shown}); this run "
+                           f"would replace its results: pick another --out (or delete its results.json)")
+    if old_seed != seed:
+        raise MobenchError(f"{str(out)!r} holds a run with seed {old_seed}; a run with seed {seed} would replace "
+                           f"its results: pick another --out, e.g. {str(out)}-seed{seed}")
 
 
 def check_out_dir(out: Path, create: bool = True) -> None:
@@ -161,7 +177,7 @@ def resolve(config: RunConfig, create_out: bool = True) -> Plan:
     out = Path(config.out) if config.out is not None else default_out(task)
     check_out_dir(out, create=False)
     if create_out:  # `prepare` writes no results: any run directory is fine for it
-        check_same_task(out, task.name)
+        check_same_task(out, task, config.seed)
 
     task_identity = {"name": task.name, "version": task.version, "params": task.resolved_params(),
                      "judges": [judge.id for judge in task.judges]}

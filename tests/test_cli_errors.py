@@ -160,13 +160,20 @@ def test_a_limit_or_n_test_beyond_the_test_split_is_refused(cli):
                            "n_test=40: task 'micro-text' has 12 test prompts")
 
 
-def test_a_run_of_another_task_does_not_replace_a_run_directory(cli):
+def test_a_run_of_another_task_seed_or_task_parameters_does_not_replace_a_run_directory(cli):
     assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "shared").code == 0
     _assert_one_line_error(cli("run", "--task", "quad3", "--methods", "rs", "--out", "shared"),
                            "holds a run of task 'quad'", "pick another --out")
     # `prepare` writes no results, so a run directory of another task does not concern it.
     assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "results/quad3").code == 0
     assert cli("-q", "prepare", "--task", "quad3", "--methods", "rs").code == 0
+    # Another seed or other task parameters share no cell with the run there: refused, not replaced.
+    _assert_one_line_error(cli("run", "--task", "quad", "--methods", "rs", "--seed", "1", "--out", "shared"),
+                           "holds a run with seed 0", "shared-seed1")
+    _assert_one_line_error(cli("run", "--task", "quad:eta=0.1", "--methods", "rs", "--out", "shared"),
+                           "other task parameters (eta=0.0 there, 0.1 now)", "pick another --out")
+    # Other methods and another grid reuse its cells and may write there.
+    assert cli("-q", "run", "--task", "quad", "--methods", "rs,morlhf", "--grid", "5", "--out", "shared").code == 0
     (Path("damaged")).mkdir()
     Path("damaged/results.json").write_text("[1, 2]")  # not a results file: the run rewrites it
     assert cli("-q", "run", "--task", "quad", "--methods", "rs", "--grid", "3", "--out", "damaged").code == 0

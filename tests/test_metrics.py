@@ -1,4 +1,5 @@
-"""Golden examples of shared/METRICS.md and pymoo cross-checks against a brute-force hypervolume."""
+"""Golden examples of the metric conventions (the project's METRICS notes: examples A and B) and pymoo
+cross-checks against a brute-force hypervolume."""
 
 from itertools import combinations
 from pathlib import Path

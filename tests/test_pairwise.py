@@ -204,6 +204,11 @@ def test_judge_command_errors(cli, tmp_path):
     assert result.code == 0
     err = cli("judge", "q", "--judges", "gpt4-pairwise:base_url='http://127.0.0.1:9/v1'").err
     assert "scores text replies, but the outputs of task 'quad' are parameter vectors" in err
+    # A copy of a run (as the committed reference runs are) has results.json but no cells.
+    Path("copy").mkdir()
+    Path("copy/results.json").write_bytes(Path("q/results.json").read_bytes())
+    err = cli("judge", "copy", "--judges", "quadratic:center=[1,1]:curvature=[1,1]").err
+    assert "copy/cells does not exist" in err and "rerun its `mobench run` command" in err
 
 
 def test_temperature_and_max_tokens_can_be_left_out_for_reasoning_models(server, tmp_path):
