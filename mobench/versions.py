@@ -24,7 +24,8 @@ def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 def source_revision() -> dict[str, object] | None:
     """The git commit of the mobench checkout that computed a result, and whether tracked files had
-    uncommitted changes; None when mobench is not run from a git checkout (an installed wheel) or git
+    uncommitted changes (outside results/, which runs write themselves: a rerun of a reference run must
+    not mark the next run's code as modified); None when mobench is not run from a git checkout (an installed wheel) or git
     is unavailable. Recorded beside the versions, so a result names the code that produced it."""
     import subprocess
     from pathlib import Path
@@ -36,7 +37,7 @@ def source_revision() -> dict[str, object] | None:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
         status = subprocess.run(["git", "--no-optional-locks", "-C", str(root), "status", "--porcelain",
-                                 "--untracked-files=no"],
+                                 "--untracked-files=no", "--", ".", ":(exclude)results"],
                                 capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return None

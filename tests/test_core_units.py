@@ -141,6 +141,33 @@ def test_source_revision_names_the_checkout_or_nothing(tmp_path, monkeypatch):
     assert source_revision() is None
 
 
+def test_source_revision_counts_code_changes_not_rewritten_results(tmp_path, monkeypatch):
+    """A rerun of a committed reference run rewrites files under results/: that is output, not code."""
+    import shutil
+    import subprocess
+
+    import mobench
+    from mobench.versions import source_revision
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "checkout"
+    (repo / "mobench").mkdir(parents=True)
+    (repo / "results" / "quad").mkdir(parents=True)
+    (repo / "mobench" / "__init__.py").write_text("")
+    (repo / "results" / "quad" / "table.md").write_text("old\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    monkeypatch.setattr(mobench, "__file__", str(repo / "mobench" / "__init__.py"))
+    assert source_revision()["modified"] is False
+    (repo / "results" / "quad" / "table.md").write_text("new\n")
+    assert source_revision()["modified"] is False
+    (repo / "mobench" / "__init__.py").write_text("x = 1\n")
+    assert source_revision()["modified"] is True
+
+
 def test_artifact_is_built_once_and_content_addressed(tmp_path):
     from mobench.artifacts import ArtifactStore
 
