@@ -218,7 +218,7 @@ def run_grpo(init_dir: Path, tokenizer: Any, prompts: Sequence[str], reward_func
 class DPOSettings:
     steps: int = 100
     batch_size: int = 16  # preference pairs per step
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-4  # 5e-4 collapsed tiny policies into rare-token strings (methods/modpo.py)
     beta: float = 0.1
     max_length: int = 128
 
