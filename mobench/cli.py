@@ -250,6 +250,9 @@ def leaderboard(paths: tuple[Path, ...], formats: tuple[str, ...], out: Path) ->
     if not boards:
         raise MobenchError(f"no results.json found under {', '.join(str(p) for p in sources)}")
     check_out_dir(out)
+    for title, board in boards.items():
+        for replaced in board["replaced"]:
+            click.echo(f"{title.split(' (')[0]}: {replaced} (one row per method; the later file wins)", err=True)
     written = []
     for fmt in formats or ("md", "html"):
         path = out / f"leaderboard.{fmt}"

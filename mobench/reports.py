@@ -246,8 +246,13 @@ def board_title(results: dict[str, Any]) -> str:
 
 def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
     """Group methods by task (name, params, version, reference point), seed, preference set, Ctrl
-    tie rule and judges, so rows of runs that are not comparable never share a table; later files win
-    on clashes. Keyed by table title (the judges are named only where they tell two tables apart)."""
+    tie rule and judges, so rows of runs that are not comparable never share a table. Keyed by table
+    title (the judges are named only where they tell two tables apart).
+
+    One method is one row: a method listed under two spellings (`bone-soup:beta=0.6` and
+    `bone-soup:beta=0.6:alpha=0`: the same method id) keeps the later file's spelling, and a method
+    in two files keeps the later file's row. Each board's `replaced` lists what gave way, for the
+    command to report."""
     boards: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     for path in find_results(paths):
         try:
@@ -257,10 +262,18 @@ def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
         # Runs judged by other judges (another version, another model) are not comparable either.
         judges = tuple(o.get("judge", "") for o in results["task"]["objectives"])
         board = boards.setdefault((board_title(results), judges),
-                                  {"task": results["task"]["name"], "rows": {}, "sources": {}})
+                                  {"task": results["task"]["name"], "rows": {}, "sources": {}, "ids": {},
+                                   "replaced": []})
         for row in rows_of(results):
+            method_id = results["methods"][row.method].get("method_id")
+            same = next((key for key, known in board["ids"].items() if method_id and known == method_id), None)
+            for previous in {same, row.method} - {None}:
+                if previous in board["rows"]:
+                    board["replaced"].append(f"{previous} ({board['sources'][previous]}) by {row.method} ({path.parent})")
+                    del board["rows"][previous], board["sources"][previous], board["ids"][previous]
             board["rows"][row.method] = row
             board["sources"][row.method] = str(path.parent)
+            board["ids"][row.method] = method_id
     titles = [title for title, _ in boards]
     return {(title if titles.count(title) == 1 else f"{title} — judges {', '.join(judges)}"): board
             for (title, judges), board in sorted(boards.items())}

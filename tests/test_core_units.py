@@ -291,3 +291,13 @@ def test_leaderboard_collects_runs_into_one_table_per_task(cli, tmp_path):
     assert markdown.count("\n## ") == 3 and "seed 0, preferences grid:3, Ctrl strict ties" in markdown
     only_md = cli("leaderboard", "runs", "--format", "md", "--out", "board2")
     assert only_md.code == 0 and not (tmp_path / "board2" / "leaderboard.html").exists()
+    # One method under two spellings (one method id) is one row: the later file's, and the command says so.
+    assert cli("-q", "run", "--task", "quad", "--methods", "bone-soup", "--grid", "3", "--out", "runs/quad-a").code == 0
+    assert cli("-q", "run", "--task", "quad", "--methods", "bone-soup:beta=0.7", "--grid", "3",
+               "--out", "runs/quad-b").code == 0
+    spelled = cli("leaderboard", "runs", "--out", "board4")
+    tables = (tmp_path / "board4" / "leaderboard.md").read_text().split("\n## ")[1:]
+    quad_table = next(t for t in tables if t.startswith("quad (") and "— seed 0," in t)
+    assert "| rs " in quad_table
+    assert ("| bone-soup |" in quad_table) + ("| bone-soup:beta=0.7 |" in quad_table) == 1
+    assert "one row per method; the later file wins" in spelled.err
