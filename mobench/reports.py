@@ -187,7 +187,9 @@ def pareto_plot(results: dict[str, Any], path: Path) -> None:
         pairs = []
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(6.5 * max(1, len(pairs)), 5.5), squeeze=False)
-    palette = sns.color_palette("tab10", n_colors=max(3, len(results["methods"])))
+    # tab10 repeats its colours past 10 methods (sft and modpo were both dark blue); tab20 has 20 distinct ones.
+    palette = sns.color_palette("tab10" if len(results["methods"]) <= 10 else "tab20",
+                                n_colors=max(3, len(results["methods"])))
     for (i, j), ax in zip(pairs, axes[0]):
         for colour, (key, entry) in zip(palette, results["methods"].items()):
             # A non-finite reward is stored as null: plotted as a gap, never annotated.
