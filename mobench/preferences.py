@@ -99,6 +99,13 @@ def load_preferences(path: Path, n_objectives: int) -> np.ndarray:
             if len(row) != n_objectives:
                 raise MobenchError(f"{source}: row {index} has {len(row)} weights, expected {n_objectives} "
                                    f"(one per objective)")
+        for index, row in enumerate(rows, start=1):
+            for x in row:
+                try:
+                    float(x)
+                except (ValueError, TypeError):
+                    header = " (a header row? leave it out: every row is one preference)" if index == 1 else ""
+                    raise MobenchError(f"{source}: row {index} holds {x!r}, not a number{header}") from None
         prefs = np.array([[float(x) for x in row] for row in rows], dtype=float).reshape(-1, n_objectives)
     except MobenchError:
         raise

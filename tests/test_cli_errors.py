@@ -27,6 +27,7 @@ def _nothing_computed(isolated: Path) -> bool:
 def test_unknown_task_suggests(cli, isolated):
     result = cli("run", "--task", "qaud", "--methods", "rs")
     _assert_one_line_error(result, "unknown task 'qaud'", "did you mean 'quad'")
+    _assert_one_line_error(cli("run", "--task", "QUAD", "--methods", "rs"), "did you mean 'quad'")
 
 
 def test_unknown_method_suggests(cli, isolated):
@@ -67,9 +68,11 @@ def test_method_listed_twice(cli):
     ("0.5,0.5\n0.5,nan\n", ".csv", "NaN"),
     ("[[0.5, 0.5, 0.0]]", ".json", "has 3 weights, expected 2"),
     ("[[0.5, 0.5]", ".json", "malformed"),
-    ("0.5,abc\n", ".csv", "malformed"),
+    ("0.5,abc\n", ".csv", "row 1 holds 'abc', not a number"),
+    ("mu1,mu2\n0.5,0.5\n", ".csv", "a header row? leave it out"),
     ("{a: [1, 2}", ".yaml", "malformed"),
     ("[[0.5, 0.5], [0.5, 0.5]]", ".json", "repeats row 1"),
+    ('[[0.5, "x"]]', ".json", "row 1 holds 'x', not a number"),
     ("[]", ".json", "no preference vectors"),
 ])
 def test_bad_preference_files(cli, tmp_path, content, suffix, fragment, isolated):
