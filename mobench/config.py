@@ -35,7 +35,10 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise MobenchError(f"config file {str(path)!r} is not valid YAML: {first}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None)
+        raise MobenchError(f"config file {str(path)!r} is not valid YAML{where}: {problem or first}") from None
     if not isinstance(data, dict):
         raise MobenchError(f"config file {str(path)!r} must be a mapping of {', '.join(CONFIG_KEYS)}")
     for key in data:

@@ -126,6 +126,8 @@ def test_bad_config_file(cli, tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("task: quad\nmethods: [rs]\ngird: 3\n")
     _assert_one_line_error(cli("run", "--config", str(path)), "unknown key 'gird'", "'grid'")
+    path.write_text("task: quad\nmethods: [rs,\n  bone-soup\nseed: 0\n")
+    _assert_one_line_error(cli("run", "--config", str(path)), "is not valid YAML (line 4, column 5)")
 
 
 @pytest.mark.parametrize("content, fragment", [
