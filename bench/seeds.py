@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 
-def _num(value: float, digits: int, sign: bool = False) -> str:
+def _num(value: float | None, digits: int, sign: bool = False) -> str:
     from mobench.reports import significant
 
+    if value is None:  # a metric stored as null (no finite value)
+        return "–"
     text = significant(value, digits)
     return f"+{text}" if sign and value >= 0 else text
 
@@ -30,7 +32,7 @@ def check_replicates(runs: list[dict[str, Any]], paths: list[Path]) -> None:
     """Raise ValueError unless `runs` are the same task and preference set under distinct seeds."""
     first = runs[0]
     for run, path in zip(runs[1:], paths[1:]):
-        for what, key in (("task", lambda r: (r["task"]["spec"], r["task"]["version"])),
+        for what, key in (("task", lambda r: (r["task"].get("spec", r["task"]["name"]), r["task"].get("version"))),
                           ("preference set", lambda r: r["config"]["preferences"])):
             if key(run) != key(first):
                 raise ValueError(f"{path} has {what} {key(run)!r} but {paths[0]} has {key(first)!r}: "
@@ -46,7 +48,7 @@ def shared_methods(runs: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     kept, skipped = [], []
     for key in keys:
         entries = [r["methods"][key] for r in runs]
-        if len({(e["version"], repr(e.get("params"))) for e in entries}) > 1:
+        if len({(e.get("version"), repr(e.get("params"))) for e in entries}) > 1:
             skipped.append(f"{key} (its version or parameters differ between runs)")
         else:
             kept.append(key)
@@ -69,7 +71,8 @@ def compare(runs: list[dict[str, Any]], paths: list[Path], against: list[str]) -
     seeds = [r["config"]["seed"] for r in runs]
     methods, skipped = shared_methods(runs)
     refs = [ref for ref in against if ref in methods]
-    lines = [f"## {runs[0]['task']['spec']} (task v{runs[0]['task']['version']}), seeds {', '.join(map(str, seeds))}", ""]
+    task = runs[0]["task"]
+    lines = [f"## {task.get('spec', task['name'])} (task v{task.get('version', '?')}), seeds {', '.join(map(str, seeds))}", ""]
     head = "| method | " + " | ".join(f"HV seed {s} (± SE)" for s in seeds) + " | mean | std across seeds |"
     lines += [head, "|---|" + "---|" * (len(seeds) + 2)]
     for key in methods:
@@ -79,8 +82,10 @@ def compare(runs: list[dict[str, Any]], paths: list[Path], against: list[str]) -
             spread = run["methods"][key].get("uncertainty")
             se = spread.get("hv_se") if isinstance(spread, dict) else None
             cells.append(_num(hv, 4) + (f" (± {_num(se, 2)})" if se is not None else ""))
-        lines.append(f"| {key} | " + " | ".join(cells) + f" | {_num(float(np.mean(hvs)), 4)} | "
-                     f"{_num(float(np.std(hvs, ddof=1)), 2)} |")
+        finite = [hv for hv in hvs if hv is not None]
+        mean = _num(float(np.mean(finite)), 4) if len(finite) == len(hvs) else "–"
+        spread = _num(float(np.std(finite, ddof=1)), 2) if len(finite) == len(hvs) else "–"
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {mean} | {spread} |")
     for ref in refs:
         lines += ["", f"Paired HV difference to {ref} per seed (paired SE); `*`: the seed's 95% interval excludes 0.", "",
                   "| method | " + " | ".join(f"seed {s}" for s in seeds) + " | verdict |",

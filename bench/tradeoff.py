@@ -38,7 +38,7 @@ def check(path: Path, method: str) -> list[str]:
                     f"objective at 1 (its preferences: {[p['mu'] for p in points]})"]
         gain = at_one["rewards"][i] - at_zero["rewards"][i]
         std = sft_point["reward_std"][i]
-        if not std > 0:
+        if std is None or not std > 0:
             return [f"{path}: sft's {name} rewards have no spread (std {std}): a one-policy task such as quad "
                     "has no per-sample standard deviation to measure the trade-off in"]
         passed = gain >= std

@@ -14,11 +14,6 @@ from mobench.registry import methods
 class MORLHF(Method):
     """MORLHF: one RL run per preference μ with reward weights w = μ (expensive oracle baseline)."""
 
-    def prepare(self, ctx: RunContext) -> None:
-        # What every preference's RL run starts from. Built here, a `--ray` sweep trains it once before
-        # the workers that train the per-μ policies start, instead of in one worker while the others wait.
-        ctx.sft_policy()
-
     def prepare_preference(self, ctx: RunContext, mu: np.ndarray) -> None:
         ctx.build_rl_policy(mu)  # built, not held: a run loads each policy when it needs it
 

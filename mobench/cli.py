@@ -53,8 +53,8 @@ def cli(ctx: click.Context, plugins: tuple[str, ...], quiet: bool) -> None:
 @click.option("--offline", is_flag=True, default=None,
               help="Use local paths and the hub cache only; fail at once, naming any missing model or dataset.")
 @click.option("--ray", "use_ray", is_flag=True, default=None,
-              help="Sweep the cells on a Ray cluster (RAY_ADDRESS, or a new local one); artifacts that every "
-              "preference shares are built here first.")
+              help="Sweep on a Ray cluster (RAY_ADDRESS, this machine's running one, or a new local one): "
+              "each method is prepared in a Ray task, then its cells go out in chunks.")
 @click.option("--ray-address", help="Ray cluster to join, e.g. auto or HOST:6379; local starts a new one "
               "(implies --ray).")
 @click.option("--ray-gpus", type=float,

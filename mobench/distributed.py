@@ -10,6 +10,8 @@ Two stages of Ray tasks, so every artifact is built once and this process never 
    at once. A chunk resolves the run again from its configuration, prepares its method from the store,
    builds what its own preferences alone need (MORLHF's policy per μ, so those RL runs spread over the
    cluster) and writes the method's record and each cell to the run directory as a local run does.
+   (MORLHF shares nothing it must prepare: run alone, its SFT policy is trained by the first chunk that
+   needs it while the others wait on the lock; with sft, rs or any other method it is ready by then.)
 
 This process then assembles results.json from the cell files as a local run does: the same cells, the
 same results, except that `device` names what the workers saw (a worker sees only the GPUs Ray gave it).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import re
@@ -187,11 +188,11 @@ def pareto_plot(results: dict[str, Any], path: Path) -> None:
         pairs = []
     sns.set_theme(style="whitegrid")
     fig, axes = plt.subplots(1, max(1, len(pairs)), figsize=(6.5 * max(1, len(pairs)), 5.5), squeeze=False)
-    # tab10 repeats its colours past 10 methods (sft and modpo were both dark blue); tab20 has 20 distinct ones.
-    palette = sns.color_palette("tab10" if len(results["methods"]) <= 10 else "tab20",
-                                n_colors=max(3, len(results["methods"])))
+    # tab10 repeats its colours past 10 methods (sft and modpo were both dark blue): its 10, then tab20's lighter shades.
+    shades = sns.color_palette("tab20")
+    palette = shades[0::2] + shades[1::2]  # tab10 first, then its light shades
     for (i, j), ax in zip(pairs, axes[0]):
-        for colour, (key, entry) in zip(palette, results["methods"].items()):
+        for colour, (key, entry) in zip(itertools.cycle(palette), results["methods"].items()):
             # A non-finite reward is stored as null: plotted as a gap, never annotated.
             xs = [_plain(p["rewards"][i]) for p in entry["points"]]
             ys = [_plain(p["rewards"][j]) for p in entry["points"]]
@@ -269,13 +270,17 @@ def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
         for row in rows_of(results):
             method_id = results["methods"][row.method].get("method_id")
             same = next((key for key, known in board["ids"].items() if method_id and known == method_id), None)
-            for previous in {same, row.method} - {None}:
-                if previous in board["rows"]:
-                    board["replaced"].append(f"{previous} ({board['sources'][previous]}) by {row.method} ({path.parent})")
-                    del board["rows"][previous], board["sources"][previous], board["ids"][previous]
-            board["rows"][row.method] = row
-            board["sources"][row.method] = str(path.parent)
-            board["ids"][row.method] = method_id
+            gone = [key for key in dict.fromkeys((same, row.method)) if key is not None and key in board["rows"]]
+            for previous in gone:
+                board["replaced"].append(f"{previous} ({board['sources'][previous]}) by {row.method} ({path.parent})")
+            for part, value in (("rows", row), ("sources", str(path.parent)), ("ids", method_id)):
+                # The new row takes the place of the first row it replaces, so a table keeps its order.
+                entries = board[part]
+                if gone:
+                    entries = {(row.method if key == gone[0] else key): (value if key == gone[0] else old)
+                               for key, old in entries.items() if key not in gone[1:]}
+                entries[row.method] = value
+                board[part] = entries
     titles = [title for title, _ in boards]
     return {(title if titles.count(title) == 1 else f"{title} — judges {', '.join(judges)}"): board
             for (title, judges), board in sorted(boards.items())}

@@ -91,7 +91,8 @@ def check_same_task(out: Path, task: Task, seed: int) -> None:
     """A run directory holds one run of one task under one seed: a run of another task, other task
     parameters (`--limit` included) or another seed shares none of its cells and would silently replace
     its results (the committed reference runs among them). Other methods, preferences or tie rules
-    reuse its cells and may write there."""
+    reuse its cells and may write there, and so may a new version of the task's code: rerunning a
+    reference run after a change is how it is brought up to date."""
     from mobench.fileio import read_json
 
     try:
@@ -106,9 +107,10 @@ def check_same_task(out: Path, task: Task, seed: int) -> None:
     from mobench.fileio import json_safe
 
     now = json_safe(task.resolved_params())
-    if params is not None and params != now:
-        changed = sorted(k for k in set(params) | set(now) if params.get(k) != now.get(k))
-        shown = ", ".join(f"{k}={params.get(k)!r} there, {now.get(k)!r} now" for k in changed[:3])
+    if isinstance(params, dict) and params != now:
+        missing = "(not set)"
+        changed = sorted(k for k in set(params) | set(now) if params.get(k, missing) != now.get(k, missing))
+        shown = ", ".join(f"{k}={params.get(k, missing)!r} there, {now.get(k, missing)!r} now" for k in changed[:3])
         raise MobenchError(f"{str(out)!r} holds a run of {name!r} with other task parameters ({shown}); this run "
                            f"would replace its results: pick another --out (or delete its results.json)")
     if old_seed != seed:

@@ -299,5 +299,5 @@ def test_leaderboard_collects_runs_into_one_table_per_task(cli, tmp_path):
     tables = (tmp_path / "board4" / "leaderboard.md").read_text().split("\n## ")[1:]
     quad_table = next(t for t in tables if t.startswith("quad (") and "— seed 0," in t)
     assert "| rs " in quad_table
-    assert ("| bone-soup |" in quad_table) + ("| bone-soup:beta=0.7 |" in quad_table) == 1
-    assert "one row per method; the later file wins" in spelled.err
+    assert "| bone-soup:beta=0.7 |" in quad_table and "| bone-soup |" not in quad_table  # runs/quad-b sorts later
+    assert "bone-soup (runs/quad-a) by bone-soup:beta=0.7 (runs/quad-b)" in spelled.err

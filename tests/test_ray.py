@@ -17,6 +17,14 @@ import pytest
 from conftest import REPO
 
 PLUGIN = str(REPO / "tests" / "micro_text.py")
+
+
+def _without_device(run: str) -> str:
+    """results.json as text, but for `device`: workers asking for no GPU see none, while the local run in
+    this process would name a GPU on a machine that has one."""
+    data = json.loads(Path(run, "results.json").read_text())
+    data.pop("device")
+    return json.dumps(data, sort_keys=True)
 MICRO = "micro-text:sft_steps=30:rl_steps=4:n_test=6:samples=1:max_new_tokens=10"
 
 
@@ -28,7 +36,7 @@ def test_quad_on_ray_writes_the_bytes_of_a_local_run(cli, isolated, tmp_path):
     result = cli("run", "--config", str(config))
     assert result.code == 0, result.err
     assert "ray: " in result.err and "task(s) for 33 cell(s)" in result.err
-    assert Path("on-ray/results.json").read_bytes() == Path("local/results.json").read_bytes()
+    assert _without_device("on-ray") == _without_device("local")
     again = cli("run", "--config", str(config))  # finished cells are not sent again
     assert again.code == 0 and "0 of 33 cells to compute" in again.err and "task(s)" not in again.err
 
@@ -60,7 +68,7 @@ def test_an_interrupted_ray_sweep_resumes_to_what_a_local_sweep_writes(cli, isol
     assert f"{10 - saved} of 10 cells to compute" in resumed.err
     local = cli(*args[:-4], "--out", "local", "--no-train")
     assert local.code == 0, local.err
-    assert Path("on-ray/results.json").read_bytes() == Path("local/results.json").read_bytes()
+    assert _without_device("on-ray") == _without_device("local")
     morlhf = json.loads(Path("local/results.json").read_text())["methods"]["morlhf"]
     assert [a["kind"] for a in morlhf["artifacts"]].count("rl-policy") == 5
 
