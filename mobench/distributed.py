@@ -126,11 +126,15 @@ def execute_on_ray(plan: Any, store: Any, reporter: Any, options: RayOptions) ->
             _collect(ray, refs, timing, bar)
         return timing
     except BaseException:  # an error or Ctrl-C: stop the other tasks (the cells they wrote stay)
-        for ref in refs:
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # a lost connection must not hide the error that got us here
-                pass
+        # A cluster this command started goes down with ray.shutdown() below, workers and all. Cancelling
+        # first raced task replies inside Ray 2.60 (a fatal "Tried to complete task that was not pending"
+        # on Ctrl-C), so only tasks on a cluster we joined are cancelled, and without force.
+        if not started_here:
+            for ref in refs:
+                try:
+                    ray.cancel(ref)
+                except Exception:  # a lost connection must not hide the error that got us here
+                    pass
         raise
     finally:
         if started_here:
