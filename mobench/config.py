@@ -132,11 +132,10 @@ def _ray_options(data: dict[str, Any]) -> Any:
     address = data.get("ray_address")
     if address is not None and not isinstance(address, str):
         raise MobenchError(f"ray_address must be a string, got {address!r}")
-    numbers = {}
     for key in ("ray_gpus", "ray_cpus"):
         value = data.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise MobenchError(f"{key} must be a number, got {value!r}")
-        numbers[key] = value
-    return RayOptions(address=address, gpus_per_task=numbers["ray_gpus"],
-                      cpus_per_task=1.0 if numbers["ray_cpus"] is None else float(numbers["ray_cpus"]))
+    gpus, cpus = data.get("ray_gpus"), data.get("ray_cpus")
+    return RayOptions(address=address, gpus_per_task=None if gpus is None else float(gpus),
+                      cpus_per_task=1.0 if cpus is None else float(cpus))

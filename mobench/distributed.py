@@ -73,18 +73,11 @@ def execute_on_ray(plan: Any, store: Any, reporter: Any, options: RayOptions) ->
     preparation included)."""
     from mobench.cells import CellStore
     from mobench.registry import loaded_plugin_targets
-    from mobench.runner import _remove_leftovers, data_sha
+    from mobench.runner import _remove_leftovers, pending_methods
 
     cells = CellStore(plan.out)
     _remove_leftovers(store, cells, reporter)
-    sha = data_sha(plan.task)
-    pending: list[tuple[str, list[int]]] = []
-    for planned in plan.methods:
-        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.is_finished(cell_id, sha)]
-        if not missing and cells.has_method(planned.method_id):
-            reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
-        else:
-            pending.append((planned.key, missing))
+    pending = [(planned.key, missing) for planned, missing in pending_methods(plan, cells, reporter)]
     if not pending:
         return {}
 
@@ -251,8 +244,7 @@ def compute_cells(config: Any, key: str, indices: list[int], home: str, plugins:
     """Stage 2 (a Ray task): compute the cells at `indices` of method `key`'s preferences, writing the
     method's record and each cell as it finishes; returns its seconds."""
     from mobench.cells import CellStore
-    from mobench.runner import _artifact_list, _run_cell
-    from mobench.versions import device_description
+    from mobench.runner import _run_cell, write_method_record
 
     started = time.perf_counter()
     plan, planned, ctx = _worker_plan(config, key, home, plugins, cwd, quiet)
@@ -260,14 +252,7 @@ def compute_cells(config: Any, key: str, indices: list[int], home: str, plugins:
     cells = CellStore(plan.out)
     # Every chunk of a method writes the same record (atomically); only `device` can differ, on a
     # cluster of unlike nodes.
-    cells.write_method(planned.method_id, {
-        "method_id": planned.method_id,
-        "name": planned.method.name,
-        "params": planned.method.resolved_params(),
-        "artifacts": _artifact_list(ctx.take_artifacts_used()),
-        "details": ctx.details,
-        "device": device_description(),
-    })
+    write_method_record(cells, planned, ctx)
     prompts = plan.task.evaluation_prompts()
     for index in indices:
         mu = planned.prefs[index]

@@ -265,22 +265,21 @@ def collect(paths: Sequence[Path]) -> dict[str, dict[str, Any]]:
         # Runs judged by other judges (another version, another model) are not comparable either.
         judges = tuple(o.get("judge", "") for o in results["task"]["objectives"])
         board = boards.setdefault((board_title(results), judges),
-                                  {"task": results["task"]["name"], "rows": {}, "sources": {}, "ids": {},
-                                   "replaced": []})
+                                  {"task": results["task"]["name"], "entries": {}, "replaced": []})
         for row in rows_of(results):
-            method_id = results["methods"][row.method].get("method_id")
-            same = next((key for key, known in board["ids"].items() if method_id and known == method_id), None)
-            gone = [key for key in dict.fromkeys((same, row.method)) if key is not None and key in board["rows"]]
-            for previous in gone:
-                board["replaced"].append(f"{previous} ({board['sources'][previous]}) by {row.method} ({path.parent})")
-            for part, value in (("rows", row), ("sources", str(path.parent)), ("ids", method_id)):
-                # The new row takes the place of the first row it replaces, so a table keeps its order.
-                entries = board[part]
-                if gone:
-                    entries = {(row.method if key == gone[0] else key): (value if key == gone[0] else old)
-                               for key, old in entries.items() if key not in gone[1:]}
-                entries[row.method] = value
-                board[part] = entries
+            entry = {"row": row, "source": str(path.parent), "id": results["methods"][row.method].get("method_id")}
+            entries = board["entries"]
+            same = next((key for key, e in entries.items() if entry["id"] and e["id"] == entry["id"]), None)
+            gone = [key for key in dict.fromkeys((same, row.method)) if key is not None and key in entries]
+            board["replaced"] += [f"{key} ({entries[key]['source']}) by {row.method} ({path.parent})" for key in gone]
+            # The new row takes the place of the first row it replaces, so a table keeps its order.
+            board["entries"] = {(row.method if key == gone[0] else key): (entry if key == gone[0] else e)
+                                for key, e in entries.items() if key not in gone[1:]} if gone else entries
+            board["entries"][row.method] = entry
+    for board in boards.values():
+        entries = board.pop("entries")
+        board["rows"] = {key: e["row"] for key, e in entries.items()}
+        board["sources"] = {key: e["source"] for key, e in entries.items()}
     titles = [title for title, _ in boards]
     return {(title if titles.count(title) == 1 else f"{title} — judges {', '.join(judges)}"): board
             for (title, judges), board in sorted(boards.items())}

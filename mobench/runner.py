@@ -93,7 +93,7 @@ def check_same_task(out: Path, task: Task, seed: int) -> None:
     its results (the committed reference runs among them). Other methods, preferences or tie rules
     reuse its cells and may write there, and so may a new version of the task's code: rerunning a
     reference run after a change is how it is brought up to date."""
-    from mobench.fileio import read_json
+    from mobench.fileio import json_safe, read_json
 
     try:
         previous = read_json(out / "results.json")
@@ -104,8 +104,6 @@ def check_same_task(out: Path, task: Task, seed: int) -> None:
     if name != task.name:
         raise MobenchError(f"{str(out)!r} holds a run of task {name!r}; a run of {task.name!r} would replace "
                            f"its results: pick another --out (or delete its results.json)")
-    from mobench.fileio import json_safe
-
     now = json_safe(task.resolved_params())
     if isinstance(params, dict) and params != now:
         missing = "(not set)"
@@ -225,6 +223,33 @@ def prepare_all(plan: Plan, store: ArtifactStore, reporter: Reporter) -> list[di
     return _artifact_list(used)
 
 
+def pending_methods(plan: Plan, cells: CellStore, reporter: Reporter) -> list[tuple[PlannedMethod, list[int]]]:
+    """Each method with work left and the indices of its unfinished cells (a method whose cells are all
+    finished but whose record is missing comes with none: its record is written again)."""
+    sha = data_sha(plan.task)
+    pending = []
+    for planned in plan.methods:
+        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.is_finished(cell_id, sha)]
+        if not missing and cells.has_method(planned.method_id):
+            reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
+        else:
+            pending.append((planned, missing))
+    return pending
+
+
+def write_method_record(cells: CellStore, planned: PlannedMethod, ctx: RunContext) -> None:
+    """The method's record, once `prepare` has run (everything in it is known then). Written before its
+    cells, so a crash after the last cell never leaves an older record beside them."""
+    cells.write_method(planned.method_id, {
+        "method_id": planned.method_id,
+        "name": planned.method.name,
+        "params": planned.method.resolved_params(),
+        "artifacts": _artifact_list(ctx.take_artifacts_used()),
+        "details": ctx.details,
+        "device": device_description(),  # where the cells were computed (a rerun may compute nothing)
+    })
+
+
 def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, float]:
     """Compute every missing cell; returns wall seconds spent per method key."""
     cells = CellStore(plan.out)
@@ -232,26 +257,12 @@ def execute(plan: Plan, store: ArtifactStore, reporter: Reporter) -> dict[str, f
     prompts = plan.task.evaluation_prompts()
     memo: dict[str, Any] = {}
     timing: dict[str, float] = {}
-    sha = data_sha(plan.task)
-    for planned in plan.methods:
+    for planned, missing in pending_methods(plan, cells, reporter):
         started = time.perf_counter()
-        missing = [i for i, cell_id in enumerate(planned.cell_ids) if not cells.is_finished(cell_id, sha)]
-        if not missing and cells.has_method(planned.method_id):
-            reporter.log(f"{planned.key}: all {len(planned.cell_ids)} cells finished, nothing to compute")
-            continue
         ctx = RunContext(plan.task, plan.config.seed, store, allow_training=plan.config.allow_training,
                          reporter=reporter, memo=memo)
         planned.method.prepare(ctx)
-        # Written before the cells, so a crash after the last cell never leaves an older record beside
-        # them (everything in it is known once prepare has run).
-        cells.write_method(planned.method_id, {
-            "method_id": planned.method_id,
-            "name": planned.method.name,
-            "params": planned.method.resolved_params(),
-            "artifacts": _artifact_list(ctx.take_artifacts_used()),
-            "details": ctx.details,
-            "device": device_description(),  # where the cells were computed (a rerun may compute nothing)
-        })
+        write_method_record(cells, planned, ctx)
         with reporter.bar(f"{planned.key}: {len(missing)} of {len(planned.cell_ids)} preferences",
                           total=len(missing)) as bar:
             for index in missing:
